@@ -1,0 +1,3 @@
+from thingbucket.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Grants, the one policy function ``can()``, visibility filters, and the audit log."""

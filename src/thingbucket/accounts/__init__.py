@@ -1,0 +1,1 @@
+"""Organizations, persons, memberships, groups, passwords and person tokens."""

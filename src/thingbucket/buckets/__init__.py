@@ -1,0 +1,1 @@
+"""Buckets, API keys (organization or bucket scope) and retention settings."""

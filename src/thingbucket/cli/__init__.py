@@ -1,0 +1,23 @@
+"""The ``thingbucket`` command: one module per command group, calling services, never HTTP."""
+
+from __future__ import annotations
+
+import typer
+
+from thingbucket.cli import keys, serve, users
+
+app = typer.Typer(
+    name="thingbucket",
+    help="A self-hosted data bucket for connected devices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.command("migrate")(serve.migrate)
+app.add_typer(users.app, name="user")
+app.add_typer(keys.app, name="key")
+
+
+def main() -> None:
+    app()

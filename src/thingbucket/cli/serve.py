@@ -1,0 +1,163 @@
+"""``thingbucket serve`` and ``thingbucket migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from thingbucket.access.audit import RequestInfo, record, request_info
+from thingbucket.accounts import service as accounts
+from thingbucket.cli.common import fail, migrate_database, prepare, run, settings_from
+from thingbucket.config import ConfigError, Settings, is_loopback
+from thingbucket.db.engine import describe_url
+
+log = logging.getLogger("thingbucket")
+
+HostOpt = Annotated[str | None, typer.Option("--host", help="HTTP bind address [127.0.0.1]")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="HTTP port [8000]")]
+MqttPortOpt = Annotated[int | None, typer.Option("--mqtt-port", help="MQTT port [1883]")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="[./thingbucket-data]")]
+DbOpt = Annotated[
+    str | None, typer.Option("--database-url", help="postgresql+asyncpg://... [SQLite in data dir]")
+]
+MqttUrlOpt = Annotated[
+    str | None, typer.Option("--mqtt-url", help="external broker mqtt://host:port")
+]
+
+
+def _overrides(
+    host: str | None,
+    port: int | None,
+    mqtt_port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    mqtt_url: str | None,
+) -> dict[str, dict[str, object]]:
+    return {
+        "server": {"host": host, "port": port, "data_dir": data_dir},
+        "database": {"url": database_url},
+        "mqtt": {"port": mqtt_port, "url": mqtt_url},
+    }
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The HTTP listening socket, bound before anything starts, or a one-line refusal."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is taken; choose another with --port (server.port)")
+        fail(f"cannot listen on {host}:{port}: {exc.strerror} (server.host, server.port)")
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _summary(settings: Settings, port: int) -> str:
+    durability = (
+        "SQLite NORMAL: survives a process crash, not a power loss"
+        if settings.is_sqlite and settings.storage.sqlite_synchronous == "NORMAL"
+        else "SQLite FULL: survives a power loss if the disk honours fsync"
+        if settings.is_sqlite
+        else "PostgreSQL: as durable as its server"
+    )
+    warnings = []
+    if not is_loopback(settings.server.host):
+        warnings.append("plain HTTP beyond loopback: put TLS in front")
+    return (
+        f"thingbucket listening on http://{settings.server.host}:{port} (TLS: no); "
+        f"database {describe_url(settings.database_url)}; {durability}; MQTT: not yet served"
+        + (f"; warnings: {', '.join(warnings)}" if warnings else "")
+    )
+
+
+async def _first_start(settings: Settings) -> None:
+    """On a database with no person, say how to create the first admin."""
+    from thingbucket.runtime import build_runtime
+
+    rt = build_runtime(settings)
+    try:
+        async with rt.db.session() as session:
+            token = request_info.set(RequestInfo(surface="system"))
+            try:
+                if await accounts.count_persons(session) == 0:
+                    typer.echo(
+                        "No account exists yet. Create the first admin with:\n"
+                        "  uv run thingbucket user create you@example.com --admin",
+                        err=True,
+                    )
+                record(
+                    session,
+                    "system.started",
+                    None,
+                    details={"summary": _summary(settings, settings.server.port)},
+                )
+            finally:
+                request_info.reset(token)
+    finally:
+        await rt.db.dispose()
+
+
+def serve(
+    host: HostOpt = None,
+    port: PortOpt = None,
+    mqtt_port: MqttPortOpt = None,
+    data_dir: DataDirOpt = None,
+    database_url: DbOpt = None,
+    mqtt_url: MqttUrlOpt = None,
+) -> None:
+    """Start thingbucket: HTTP API (and, in a later release, the MQTT broker)."""
+    settings = settings_from(_overrides(host, port, mqtt_port, data_dir, database_url, mqtt_url))
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    prepare(settings)
+    try:
+        from thingbucket.config import resolve_secret_key
+
+        resolve_secret_key(settings)
+    except ConfigError as exc:
+        fail(str(exc))
+    asyncio.run(migrate_database(settings))
+    sock = bind(settings.server.host, settings.server.port)
+    actual_port = sock.getsockname()[1]
+    asyncio.run(_first_start(settings))
+
+    from thingbucket.app import create_app
+
+    app = create_app(settings)
+    app.state.runtime.set_listening_port(actual_port)
+    log.info(_summary(settings, actual_port))
+    config = uvicorn.Config(
+        app,
+        http="h11",
+        h11_max_incomplete_event_size=settings.limits.head_bytes,
+        limit_concurrency=1000,
+        timeout_keep_alive=5,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+
+
+def migrate(data_dir: DataDirOpt = None, database_url: DbOpt = None) -> None:
+    """Bring the database schema to the newest version (serve does this too)."""
+    settings = settings_from(_overrides(None, None, None, data_dir, database_url, None))
+    prepare(settings)
+    run(lambda: migrate_database(settings))
+    typer.echo(f"database {describe_url(settings.database_url)} is at the newest schema")

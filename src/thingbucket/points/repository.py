@@ -1,0 +1,234 @@
+"""All sample SQL, one implementation per backend, talking to the driver directly with tuples.
+
+Writes are one bulk upsert per table and batch (SQLite ``executemany``; PostgreSQL ``unnest``),
+never one statement per sample. Reads page per series on the ``(series_id, ts)`` key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+NumRow = tuple[int, int, float]
+TextRow = tuple[int, int, str]
+TABLE_FOR_KIND = {"number": "samples_num"}
+TEXT_TABLE = "samples_text"
+
+
+def table_for(kind: str) -> str:
+    return TABLE_FOR_KIND.get(kind, TEXT_TABLE)
+
+
+@dataclass(slots=True)
+class SampleBatch:
+    """Samples of one request or message, in request order (a later duplicate wins)."""
+
+    num: list[NumRow] = field(default_factory=list)
+    text: list[TextRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.num) + len(self.text)
+
+    def extend(self, other: SampleBatch) -> None:
+        self.num.extend(other.num)
+        self.text.extend(other.text)
+
+    def ranges(self) -> dict[int, tuple[int, int]]:
+        """Per series, the (first, last) timestamp touched."""
+        out: dict[int, tuple[int, int]] = {}
+        for rows in (self.num, self.text):
+            for sid, ts, _ in rows:
+                lo_hi = out.get(sid)
+                if lo_hi is None:
+                    out[sid] = (ts, ts)
+                elif ts < lo_hi[0]:
+                    out[sid] = (ts, lo_hi[1])
+                elif ts > lo_hi[1]:
+                    out[sid] = (lo_hi[0], ts)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RangeDelete:
+    series: tuple[tuple[int, str], ...]  # (series id, kind)
+    start: int
+    end: int  # exclusive
+
+
+class SampleReader(Protocol):
+    async def read(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+    ) -> list[tuple[int, Any]]: ...
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+def _dedupe(rows: Sequence[tuple[int, int, Any]]) -> tuple[list[int], list[int], list[Any]]:
+    """Columns for one statement; a later row for the same key wins (PostgreSQL refuses both)."""
+    last: dict[tuple[int, int], Any] = {}
+    for sid, ts, value in rows:
+        last[(sid, ts)] = value
+    sids = [k[0] for k in last]
+    tss = [k[1] for k in last]
+    return sids, tss, list(last.values())
+
+
+class SqliteSamples:
+    """Writes run on the writer thread's own sqlite3 connection; reads on the session's."""
+
+    _UPSERT = (
+        "INSERT INTO {table} (series_id, ts, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"
+    )
+
+    def write(self, conn: sqlite3.Connection, batch: SampleBatch) -> None:
+        if batch.num:
+            conn.executemany(self._UPSERT.format(table="samples_num"), batch.num)
+        if batch.text:
+            conn.executemany(self._UPSERT.format(table=TEXT_TABLE), batch.text)
+
+    def delete(self, conn: sqlite3.Connection, spec: RangeDelete) -> int:
+        deleted = 0
+        for sid, kind in spec.series:
+            cur = conn.execute(
+                f"DELETE FROM {table_for(kind)} WHERE series_id = ? AND ts >= ? AND ts < ?",
+                (sid, spec.start, spec.end),
+            )
+            deleted += cur.rowcount
+        return deleted
+
+    async def read(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+    ) -> list[tuple[int, Any]]:
+        conn = await _driver_connection(session)
+        order = "DESC" if descending else "ASC"
+        rows = await conn.execute_fetchall(
+            f"SELECT ts, value FROM {table} WHERE series_id = ? AND ts >= ? AND ts < ? "
+            f"ORDER BY ts {order} LIMIT ?",
+            (series_id, start, end, limit),
+        )
+        return list(rows)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _month_index(ts: int) -> int:
+    dt = _EPOCH + timedelta(microseconds=ts)
+    return dt.year * 12 + dt.month - 1
+
+
+def _month_bounds(index: int) -> tuple[int, int]:
+    """[start, end) in microseconds of the calendar month with this index (year * 12 + month0)."""
+
+    def first_of(i: int) -> int:
+        year, month0 = divmod(i, 12)
+        delta = datetime(year, month0 + 1, 1, tzinfo=UTC) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000
+
+    return first_of(index), first_of(index + 1)
+
+
+class PostgresSamples:
+    """Monthly range partitions made on demand; upserts through ``unnest`` of typed arrays."""
+
+    _UPSERT = (
+        "INSERT INTO {table} (series_id, ts, value) "
+        "SELECT * FROM unnest($1::integer[], $2::bigint[], $3::{vtype}[]) "
+        "ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value"
+    )
+    _LOCK_ID = 0x7462706172746E  # serialises partition creation across processes
+
+    def __init__(self) -> None:
+        self._known: set[tuple[str, int]] = set()
+
+    async def ensure_partitions(self, conn: Any, table: str, timestamps: Iterable[int]) -> None:
+        months = {_month_index(ts) for ts in timestamps}
+        missing = [m for m in months if (table, m) not in self._known]
+        if not missing:
+            return
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._LOCK_ID)
+            for month in sorted(missing):
+                start, end = _month_bounds(month)
+                year, month0 = divmod(month, 12)
+                name = f"{table}_p{year:04d}{month0 + 1:02d}"
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
+                    f"FOR VALUES FROM ({start}) TO ({end})"
+                )
+        self._known.update((table, m) for m in missing)
+
+    async def prepare(self, conn: Any, batch: SampleBatch) -> None:
+        """Make the partitions a batch needs, outside the batch's own transaction."""
+        if batch.num:
+            await self.ensure_partitions(conn, "samples_num", (r[1] for r in batch.num))
+        if batch.text:
+            await self.ensure_partitions(conn, TEXT_TABLE, (r[1] for r in batch.text))
+
+    async def write(self, conn: Any, batch: SampleBatch) -> None:
+        if batch.num:
+            await conn.execute(
+                self._UPSERT.format(table="samples_num", vtype="float8"), *_dedupe(batch.num)
+            )
+        if batch.text:
+            await conn.execute(
+                self._UPSERT.format(table=TEXT_TABLE, vtype="text"), *_dedupe(batch.text)
+            )
+
+    async def delete(self, conn: Any, spec: RangeDelete) -> int:
+        deleted = 0
+        for sid, kind in spec.series:
+            status = await conn.execute(
+                f"DELETE FROM {table_for(kind)} WHERE series_id = $1 AND ts >= $2 AND ts < $3",
+                sid,
+                spec.start,
+                spec.end,
+            )
+            deleted += int(status.split()[-1])
+        return deleted
+
+    async def read(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+    ) -> list[tuple[int, Any]]:
+        conn = await _driver_connection(session)
+        order = "DESC" if descending else "ASC"
+        records = await conn.fetch(
+            f"SELECT ts, value FROM {table} WHERE series_id = $1 AND ts >= $2 AND ts < $3 "
+            f"ORDER BY ts {order} LIMIT $4",
+            series_id,
+            start,
+            end,
+            limit,
+        )
+        return [(r[0], r[1]) for r in records]

@@ -1,0 +1,1 @@
+"""Property types with ordered dimensions, and properties of things."""

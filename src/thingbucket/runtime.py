@@ -1,0 +1,121 @@
+"""Everything a running thingbucket holds: built from settings, started by the app's lifespan.
+
+Services receive the ``Runtime`` where they need process-wide parts (digests, passwords, the
+writer); nothing here connects at import or construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import make_url
+
+from thingbucket.access.audit import AuditAggregator
+from thingbucket.access.models import AuditEvent
+from thingbucket.access.usage import UsageTracker
+from thingbucket.accounts.passwords import Passwords
+from thingbucket.accounts.throttle import LoginThrottle
+from thingbucket.config import Settings, is_loopback, resolve_secret_key
+from thingbucket.db.engine import Database, sqlite_pragmas
+from thingbucket.kit.secrets import Digester
+from thingbucket.metrics import Metrics
+from thingbucket.points.repository import PostgresSamples, SampleReader, SqliteSamples
+from thingbucket.points.writer import PostgresWriter, SqliteWriter, Writer, WriteResult
+from thingbucket.things.jwt import ThingJwtVerifier, accepted_audiences
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    digester: Digester
+    passwords: Passwords
+    throttle: LoginThrottle
+    writer: Writer
+    samples: SampleReader
+    jwt: ThingJwtVerifier
+    audit: AuditAggregator
+    metrics: Metrics
+    usage: UsageTracker = field(default_factory=UsageTracker)
+    schema_head: str = ""
+    listening_ports: list[int] = field(default_factory=list)
+
+    async def start(self) -> None:
+        from thingbucket.db.migrate import head_revision
+
+        self.schema_head = head_revision()
+        await self.writer.start()
+        self.writer.hooks.append(self._count_samples)
+        self.audit.start(self._write_audit)
+        self.usage.start()
+
+    def _count_samples(self, result: WriteResult) -> None:
+        self.metrics.samples_ingested.inc(result.samples)
+
+    async def _write_audit(self, rows: list[AuditEvent]) -> None:
+        async with self.db.session() as session:
+            session.add_all(rows)
+
+    async def close(self) -> None:
+        await self.usage.close()
+        await self.audit.close()
+        await self.writer.close()
+        self.passwords.close()
+        await self.db.dispose()
+
+    def set_listening_port(self, port: int) -> None:
+        """Once the HTTP port is known, accept loopback audiences for it (security.md §3.5)."""
+        self.listening_ports = [port]
+        loopback = [port] if is_loopback(self.settings.server.host) else []
+        self.jwt.audiences = accepted_audiences(self.settings.public_url, loopback)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    secret = resolve_secret_key(settings)
+    previous = [k.get_secret_value().encode() for k in settings.security.secret_key_previous]
+    db = Database(settings)
+    writer: Writer
+    samples: SampleReader
+    if db.is_sqlite:
+        path = make_url(db.url).database or ""
+        writer = SqliteWriter(
+            path,
+            sqlite_pragmas(settings),
+            max_queued=settings.ingest.queue_max_samples,
+            group_max=settings.ingest.group_commit_max_samples,
+        )
+        samples = SqliteSamples()
+    else:
+        dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        writer = PostgresWriter(
+            dsn,
+            max_queued=settings.ingest.queue_max_samples,
+            connections=settings.ingest.postgres_writers,
+        )
+        samples = PostgresSamples()
+    sec = settings.security
+    loopback = [settings.server.port] if is_loopback(settings.server.host) else []
+    return Runtime(
+        settings=settings,
+        db=db,
+        digester=Digester(secret, previous),
+        passwords=Passwords(sec),
+        throttle=LoginThrottle(
+            sec.login_max_failures_per_account,
+            sec.login_max_failures_per_address,
+            sec.login_window_s,
+        ),
+        writer=writer,
+        samples=samples,
+        jwt=ThingJwtVerifier(
+            accepted_audiences(settings.public_url, loopback),
+            leeway_s=sec.jwt_leeway_s,
+            max_lifetime_s=sec.jwt_max_lifetime_s,
+            max_future_iat_s=sec.jwt_max_future_iat_s,
+        ),
+        audit=AuditAggregator(),
+        metrics=Metrics(),
+    )

@@ -1,0 +1,1 @@
+"""Things, their public keys and device tokens, thing JWT verification, and the alias table."""
