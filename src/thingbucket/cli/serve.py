@@ -14,9 +14,16 @@ import uvicorn
 
 from thingbucket.access.audit import RequestInfo, record, request_info
 from thingbucket.accounts import service as accounts
-from thingbucket.cli.common import fail, migrate_database, prepare, run, settings_from
+from thingbucket.cli.common import (
+    check_database,
+    fail,
+    migrate_database,
+    prepare,
+    run,
+    settings_from,
+)
 from thingbucket.config import ConfigError, Settings, is_loopback
-from thingbucket.db.engine import describe_url
+from thingbucket.db.engine import Database, describe_url
 
 log = logging.getLogger("thingbucket")
 
@@ -82,6 +89,14 @@ def _summary(settings: Settings, port: int) -> str:
     )
 
 
+async def _check_database(settings: Settings) -> None:
+    db = Database(settings)
+    try:
+        await check_database(db)
+    finally:
+        await db.dispose()
+
+
 async def _first_start(settings: Settings) -> None:
     """On a database with no person, say how to create the first admin."""
     from thingbucket.runtime import build_runtime
@@ -130,9 +145,16 @@ def serve(
         resolve_secret_key(settings)
     except ConfigError as exc:
         fail(str(exc))
-    asyncio.run(migrate_database(settings))
+    if settings.server.log_level != "debug":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    asyncio.run(_check_database(settings))
     sock = bind(settings.server.host, settings.server.port)
     actual_port = sock.getsockname()[1]
+    try:
+        asyncio.run(migrate_database(settings))
+    except BaseException:
+        sock.close()
+        raise
     asyncio.run(_first_start(settings))
 
     from thingbucket.app import create_app

@@ -1,0 +1,183 @@
+"""The one writer: group commit, acknowledgement after commit, bounded queue, failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import base_settings
+from thingbucket.config import Settings
+from thingbucket.db.engine import Database, sqlite_pragmas
+from thingbucket.db.migrate import upgrade_head
+from thingbucket.errors import Overloaded
+from thingbucket.points.repository import RangeDelete, SampleBatch
+from thingbucket.points.writer import PostgresWriter, SqliteWriter, WriteResult
+from thingbucket.runtime import build_runtime
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _migrated(settings: Settings) -> None:
+    db = Database(settings)
+    try:
+        await upgrade_head(db)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> tuple[Settings, str]:
+    settings = base_settings(tmp_path)
+    await _migrated(settings)
+    return settings, str(tmp_path / "thingbucket.db")
+
+
+def _count(path: str, table: str = "samples_num") -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+async def test_concurrent_writes_are_each_acknowledged_after_their_commit(
+    sqlite_db: tuple[Settings, str],
+) -> None:
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=100_000, group_max=50_000)
+    seen: list[WriteResult] = []
+    writer.hooks.append(seen.append)
+    await writer.start()
+    try:
+
+        async def one(i: int) -> int:
+            batch = SampleBatch(num=[(i, ts, float(ts)) for ts in range(100)])
+            result = await writer.write(batch)
+            assert result.ranges == {i: (0, 99)}
+            # Acknowledged means committed: another connection sees the rows now.
+            with sqlite3.connect(path) as conn:
+                n = conn.execute("SELECT count(*) FROM samples_num WHERE series_id = ?", (i,))
+                return int(n.fetchone()[0])
+
+        counts = await asyncio.gather(*(one(i) for i in range(1, 51)))
+        assert counts == [100] * 50
+        assert len(seen) == 50
+        assert _count(path) == 5000
+    finally:
+        await writer.close()
+
+
+async def test_a_full_queue_answers_overloaded(sqlite_db: tuple[Settings, str]) -> None:
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=10, group_max=10)
+    await writer.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # hold the write lock so the writer cannot drain
+    try:
+        first = asyncio.ensure_future(
+            writer.write(SampleBatch(num=[(1, t, 1.0) for t in range(8)]))
+        )
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded):
+            await writer.write(SampleBatch(num=[(2, t, 1.0) for t in range(8)]))
+        blocker.execute("COMMIT")
+        await first
+        assert _count(path) == 8
+    finally:
+        blocker.close()
+        await writer.close()
+
+
+async def test_a_failing_request_in_a_shared_transaction_fails_alone(
+    sqlite_db: tuple[Settings, str],
+) -> None:
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=1000, group_max=1000)
+    await writer.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        good1 = asyncio.ensure_future(writer.write(SampleBatch(num=[(1, 1, 1.0)])))
+        bad = asyncio.ensure_future(writer.write(SampleBatch(num=[(2, 1, None)])))  # type: ignore[list-item]
+        good2 = asyncio.ensure_future(writer.write(SampleBatch(num=[(3, 1, 3.0)])))
+        await asyncio.sleep(0.05)  # all three are queued behind the lock, one group
+        blocker.execute("COMMIT")
+        await good1
+        await good2
+        with pytest.raises(Exception) as info:
+            await bad
+        assert getattr(info.value, "error_code", "") == "STORAGE_UNAVAILABLE"
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(
+                "SELECT series_id, value FROM samples_num ORDER BY series_id"
+            ).fetchall()
+        assert rows == [(1, 1.0), (3, 3.0)]
+    finally:
+        blocker.close()
+        await writer.close()
+
+
+async def test_deletes_go_through_the_writer(sqlite_db: tuple[Settings, str]) -> None:
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=1000, group_max=1000)
+    await writer.start()
+    try:
+        await writer.write(SampleBatch(num=[(5, t, 1.0) for t in range(10)], text=[(6, 3, "a")]))
+        result = await writer.delete(RangeDelete(((5, "number"), (6, "text")), 2, 8))
+        assert result.deleted == 7
+        assert _count(path) == 4
+        assert _count(path, "samples_text") == 0
+    finally:
+        await writer.close()
+
+
+@pytest.mark.needs_pg
+async def test_postgres_writer_upserts_and_dedupes_a_batch(pg_url: str, tmp_path: Path) -> None:
+    settings = base_settings(tmp_path, pg_url)
+    await _migrated(settings)
+    rt = build_runtime(settings)
+    writer = rt.writer
+    assert isinstance(writer, PostgresWriter)
+    await writer.start()
+    try:
+        sid = 900_000_001
+        year_2020 = 1_577_836_800_000_000
+        ts = [
+            year_2020 + i * 86_400_000_000 * 40 for i in range(5)
+        ]  # spans several monthly partitions
+        batch = SampleBatch(num=[(sid, t, 1.0) for t in ts] + [(sid, ts[0], 2.0)])
+        await writer.write(batch)
+        await writer.write(SampleBatch(num=[(sid, ts[1], 3.0)]))
+        await writer.write(SampleBatch(text=[(sid + 1, ts[0], "x"), (sid + 1, ts[0], "y")]))
+        async with rt.db.engine.connect() as conn:
+            from sqlalchemy import text
+
+            rows = (
+                await conn.execute(
+                    text("SELECT ts, value FROM samples_num WHERE series_id = :s ORDER BY ts"),
+                    {"s": sid},
+                )
+            ).all()
+            texts = (
+                (
+                    await conn.execute(
+                        text("SELECT value FROM samples_text WHERE series_id = :s"), {"s": sid + 1}
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert [tuple(r) for r in rows] == [
+            (ts[0], 2.0),
+            (ts[1], 3.0),
+            (ts[2], 1.0),
+            (ts[3], 1.0),
+            (ts[4], 1.0),
+        ]
+        assert list(texts) == ["y"]
+        deleted = await writer.delete(RangeDelete(((sid, "number"),), ts[0], ts[2]))
+        assert deleted.deleted == 2
+    finally:
+        await writer.close()
+        await rt.db.dispose()
+        rt.passwords.close()

@@ -1,0 +1,110 @@
+"""Running thingbucket as a child process, as a user would, on a port the OS chooses."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+_LISTENING = re.compile(r"listening on http://[^:]+:(\d+)")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child: no THINGBUCKET_* settings from the test run leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THINGBUCKET_")}
+    env.update(extra)
+    return env
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "thingbucket", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env or child_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def serve(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> Iterator[Server]:
+    """``thingbucket serve --port 0`` until /healthz answers 200; killed afterwards."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "thingbucket",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env or child_env(),
+    )
+    log: list[str] = []
+    port_found = threading.Event()
+    port: list[int] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+            m = _LISTENING.search(line)
+            if m and not port:
+                port.append(int(m.group(1)))
+                port_found.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + timeout
+        if not port_found.wait(timeout):
+            raise AssertionError("server did not start:\n" + "".join(log))
+        server = Server(process, port[0], log)
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise AssertionError("server not healthy:\n" + "".join(log))
+        yield server
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        reader.join(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
