@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from thingbucket.access.audit import AuditAggregator
 from thingbucket.access.models import AuditEvent
+from thingbucket.access.principal import Principal
 from thingbucket.access.usage import UsageTracker
 from thingbucket.accounts.passwords import Passwords
 from thingbucket.accounts.throttle import LoginThrottle
 from thingbucket.config import Settings, is_loopback, resolve_secret_key
 from thingbucket.db.engine import Database, sqlite_pragmas
 from thingbucket.kit.secrets import Digester
+from thingbucket.kit.ttlcache import TtlCache
 from thingbucket.metrics import Metrics
 from thingbucket.points.repository import PostgresSamples, SampleReader, SqliteSamples
 from thingbucket.points.writer import PostgresWriter, SqliteWriter, Writer, WriteResult
@@ -41,6 +44,9 @@ class Runtime:
     metrics: Metrics
     usage: UsageTracker = field(default_factory=UsageTracker)
     schema_head: str = ""
+    # Credentials (by SHA-256 of the presented secret) and point targets, each at most 1 s old.
+    auth_cache: TtlCache[bytes, Principal] = field(default_factory=TtlCache)
+    target_cache: TtlCache[tuple[object, ...], Any] = field(default_factory=TtlCache)
     listening_ports: list[int] = field(default_factory=list)
 
     async def start(self) -> None:

@@ -74,6 +74,24 @@ def _install_sqlite_hooks(engine: AsyncEngine, settings: Settings) -> None:
         conn.info[_IN_TXN] = False
 
 
+def _install_generation_hooks(engine: AsyncEngine, db: Database) -> None:
+    """Bump ``db.generation`` whenever a transaction that wrote the control plane commits."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _mark(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip()[:7].upper().startswith(_WRITES):
+            conn.info["thingbucket_wrote"] = True
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def _committed(conn: Connection) -> None:
+        if conn.info.pop("thingbucket_wrote", False):
+            db.generation += 1
+
+    @event.listens_for(engine.sync_engine, "rollback")
+    def _rolled_back(conn: Connection) -> None:
+        conn.info.pop("thingbucket_wrote", None)
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -85,10 +103,15 @@ class Database:
             kwargs["max_overflow"] = settings.database.pool_size
             kwargs["connect_args"] = {"timeout": settings.database.connect_timeout_s}
         else:
+            kwargs["pool_size"] = settings.database.pool_size
+            kwargs["max_overflow"] = settings.database.pool_size * 2
             kwargs["connect_args"] = {"timeout": settings.storage.busy_timeout_ms / 1000}
         self.engine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine, settings)
+        # Caches of credentials and decisions are valid only within one generation (kit/ttlcache).
+        self.generation = 0
+        _install_generation_hooks(self.engine, self)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

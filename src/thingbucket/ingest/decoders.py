@@ -16,11 +16,16 @@ import orjson
 
 from thingbucket.errors import Invalid
 from thingbucket.kit.jsonstrict import depth
-from thingbucket.kit.time import Precision, TimestampError, parse_timestamp
+from thingbucket.kit.time import US_PER, Precision, TimestampError, parse_timestamp
 from thingbucket.points.repository import SampleBatch
 
 INT_LIMIT = 2**63 - 1
 MAX_REPORTED = 20
+# 0001-01-01T00:00:00Z: the earliest sample time (calendar arithmetic and partitions need a year).
+EARLIEST_US = -62_135_596_800_000_000
+ROW_SHAPE = 'a point is [ts, values...] or {"ts", "values"}'
+ONE_SERVER_TIME = "only one point per request may omit its timestamp"
+OUT_OF_RANGE = "timestamp outside the accepted range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,36 +146,35 @@ def decode_rows(
     latest = now_us + limits.future_skew_us
     oldest = limits.min_ts_us
     server_time_rows = 0
+    factor = US_PER[precision]
+    earliest = EARLIEST_US if oldest is None else max(oldest, EARLIEST_US)
+    values: Sequence[Any]
     for index, row in enumerate(rows):
-        parts = _split(row)
-        if parts is None:
-            errors.add(
-                index, "ts", 'a point is [ts, values...] or {"ts", "values"}', "VALIDATION_FAILED"
-            )
-            continue
-        raw_ts, values = parts
-        if raw_ts is None:
-            server_time_rows += 1
-            if server_time_rows > 1:
-                errors.add(
-                    index,
-                    "ts",
-                    "only one point per request may omit its timestamp",
-                    "VALIDATION_FAILED",
-                )
-                continue
-            ts = now_us
+        if type(row) is list and row and type(row[0]) is int:
+            # Fast path for the common row form: [epoch int, values...].
+            ts = row[0] * factor
+            values = row[1:]
         else:
-            try:
-                ts = parse_timestamp(raw_ts, precision)
-            except TimestampError as exc:
-                errors.add(index, "ts", str(exc), "VALIDATION_FAILED")
+            parts = _split(row)
+            if parts is None:
+                errors.add(index, "ts", ROW_SHAPE, "VALIDATION_FAILED")
                 continue
-            if ts > latest or (oldest is not None and ts < oldest):
-                errors.add(
-                    index, "ts", "timestamp outside the accepted range", "TIMESTAMP_OUT_OF_RANGE"
-                )
-                continue
+            raw_ts, values = parts
+            if raw_ts is None:
+                server_time_rows += 1
+                if server_time_rows > 1:
+                    errors.add(index, "ts", ONE_SERVER_TIME, "VALIDATION_FAILED")
+                    continue
+                ts = now_us
+            else:
+                try:
+                    ts = parse_timestamp(raw_ts, precision)
+                except TimestampError as exc:
+                    errors.add(index, "ts", str(exc), "VALIDATION_FAILED")
+                    continue
+        if ts > latest or ts < earliest:
+            errors.add(index, "ts", OUT_OF_RANGE, "TIMESTAMP_OUT_OF_RANGE")
+            continue
         if len(values) > ndims:
             errors.add(
                 index,

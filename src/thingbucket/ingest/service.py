@@ -69,12 +69,9 @@ async def write(
     now = now_us()
     batch = SampleBatch()
     for index, item in enumerate(writes):
-        if item.thing_id is not None:
-            target = await properties.point_target(
-                session, who, item.thing_id, item.property_id, "write"
-            )
-        else:
-            target = await properties.point_target_by_id(session, who, item.property_id, "write")
+        target = await properties.cached_point_target(
+            session, rt, who, item.thing_id, item.property_id, "write"
+        )
         batch.extend(
             decode_rows(
                 item.rows,

@@ -92,16 +92,38 @@ def _dedupe(rows: Sequence[tuple[int, int, Any]]) -> tuple[list[int], list[int],
 class SqliteSamples:
     """Writes run on the writer thread's own sqlite3 connection; reads on the session's."""
 
+    # One multi-row statement per chunk rather than executemany: the GIL is released once per
+    # statement instead of once per row, which matters when the event loop thread is busy.
+    _CHUNK = 8000  # rows; 3 parameters each stays under SQLITE_MAX_VARIABLE_NUMBER (32766)
     _UPSERT = (
-        "INSERT INTO {table} (series_id, ts, value) VALUES (?, ?, ?) "
+        "INSERT INTO {table} (series_id, ts, value) VALUES {rows} "
         "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"
     )
 
+    def __init__(self) -> None:
+        self._statements: dict[tuple[str, int], str] = {}
+
+    def _statement(self, table: str, n: int) -> str:
+        key = (table, n)
+        sql = self._statements.get(key)
+        if sql is None:
+            sql = self._UPSERT.format(table=table, rows=",".join(["(?,?,?)"] * n))
+            if len(self._statements) < 512:
+                self._statements[key] = sql
+        return sql
+
+    def _upsert(
+        self, conn: sqlite3.Connection, table: str, rows: Sequence[tuple[int, int, Any]]
+    ) -> None:
+        for start in range(0, len(rows), self._CHUNK):
+            chunk = rows[start : start + self._CHUNK]
+            conn.execute(self._statement(table, len(chunk)), [v for row in chunk for v in row])
+
     def write(self, conn: sqlite3.Connection, batch: SampleBatch) -> None:
         if batch.num:
-            conn.executemany(self._UPSERT.format(table="samples_num"), batch.num)
+            self._upsert(conn, "samples_num", batch.num)
         if batch.text:
-            conn.executemany(self._UPSERT.format(table=TEXT_TABLE), batch.text)
+            self._upsert(conn, TEXT_TABLE, batch.text)
 
     def delete(self, conn: sqlite3.Connection, spec: RangeDelete) -> int:
         deleted = 0

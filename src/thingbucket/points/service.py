@@ -62,8 +62,7 @@ async def read_raw(
 ) -> RawAnswer:
     if query.end <= query.start:
         raise InvalidRange("'to' must be after 'from'.")
-    target = await properties.point_target(session, who, thing_id, property_id, "read")
-    out = properties.property_out_dims(target.series)
+    target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
     start, end = _window(query)
     per_series = []
     for s in target.series:
@@ -90,8 +89,8 @@ async def read_raw(
             if i is not None:
                 table[i][column] = value if plain else decode_value(kind, value)
     return RawAnswer(
-        property_id=target.prop.id,
-        dimensions=out,
+        property_id=target.property_id,
+        dimensions=list(target.dimensions),
         columns=["ts", *(s.dimension_id for s in target.series)],
         rows=table,
         next_cursor=next_cursor,
@@ -116,8 +115,8 @@ async def delete_range(
         session,
         "samples.deleted",
         who,
-        org_id=target.prop.organization_id,
-        target=("property", target.prop.id),
+        org_id=target.ref.org_id,
+        target=("property", target.property_id),
         details={"from": start, "to": end, "count": result.deleted},
     )
     await session.flush()

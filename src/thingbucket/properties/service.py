@@ -61,10 +61,6 @@ def _dimension_out(d: Series | TypeDimension) -> DimensionOut:
     )
 
 
-def property_out_dims(series: Sequence[Series]) -> list[DimensionOut]:
-    return [_dimension_out(s) for s in series]
-
-
 def _property_out(prop: Property, series: Sequence[Series]) -> PropertyOut:
     return PropertyOut(
         id=prop.id,
@@ -315,16 +311,24 @@ async def delete(
 
 
 @dataclass(frozen=True, slots=True)
-class PointTarget:
-    """What the point paths need of a property: where it sits, its series, its retention."""
+class SeriesInfo:
+    id: int
+    dimension_id: str
+    kind: str
 
-    prop: Property
-    series: list[Series]
+
+@dataclass(frozen=True, slots=True)
+class PointTarget:
+    """What the point paths need of a property, as plain values (it is cached across sessions)."""
+
+    ref: Ref
+    series: tuple[SeriesInfo, ...]
+    dimensions: tuple[DimensionOut, ...]
     retention_days: int | None
 
     @property
-    def ref(self) -> Ref:
-        return property_ref(self.prop)
+    def property_id(self) -> str:
+        return self.ref.id
 
 
 async def point_target(
@@ -335,7 +339,33 @@ async def point_target(
     action: access.Action,
 ) -> PointTarget:
     prop, series = await require(session, who, thing_id, property_id, action)
-    return PointTarget(prop, series, await buckets.retention_days(session, prop.bucket_id))
+    return PointTarget(
+        property_ref(prop),
+        tuple(SeriesInfo(s.id, s.dimension_id, s.kind) for s in series),
+        tuple(_dimension_out(s) for s in series),
+        await buckets.retention_days(session, prop.bucket_id),
+    )
+
+
+async def cached_point_target(
+    session: AsyncSession,
+    rt: Runtime,
+    who: Principal,
+    thing_id: str | None,
+    property_id: str,
+    action: access.Action,
+) -> PointTarget:
+    """``point_target`` with the decision reused for at most 1 s (and one generation)."""
+    key = (who, thing_id, property_id, action)
+    generation = rt.db.generation
+    target: PointTarget | None = rt.target_cache.get(key, generation)
+    if target is None:
+        if thing_id is None:
+            target = await point_target_by_id(session, who, property_id, action)
+        else:
+            target = await point_target(session, who, thing_id, property_id, action)
+        rt.target_cache.put(key, target, generation)
+    return target
 
 
 async def point_target_by_id(
