@@ -47,7 +47,7 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(sa.String(8))
     actor_kind: Mapped[str | None] = mapped_column(sa.String(16))
     actor_id: Mapped[str | None] = mapped_column(sa.String(36))
-    credential_prefix: Mapped[str | None] = mapped_column(sa.String(32))
+    credential_prefix: Mapped[str | None] = mapped_column(sa.String(64))
     organization_id: Mapped[str | None] = mapped_column(sa.String(36))
     target_kind: Mapped[str | None] = mapped_column(sa.String(16))
     target_id: Mapped[str | None] = mapped_column(sa.String(64))

@@ -43,7 +43,7 @@ class ApiKey(IdMixin, TimestampMixin, Base):
     public_only: Mapped[bool] = mapped_column(default=False)
     format: Mapped[str] = mapped_column(sa.String(16), default="native")
     digest: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
-    prefix: Mapped[str] = mapped_column(sa.String(32))
+    prefix: Mapped[str] = mapped_column(sa.String(64))
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     created_by: Mapped[str | None] = mapped_column(sa.String(80))

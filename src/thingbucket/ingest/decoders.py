@@ -7,7 +7,6 @@ every bad row (up to a cap) by write, index and dimension.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,13 @@ import orjson
 
 from thingbucket.errors import Invalid
 from thingbucket.kit.jsonstrict import depth
-from thingbucket.kit.time import US_PER, Precision, TimestampError, parse_timestamp
+from thingbucket.kit.time import (
+    US_PER,
+    Precision,
+    TimestampError,
+    TimestampOutOfRange,
+    parse_timestamp,
+)
 from thingbucket.points.repository import SampleBatch
 
 INT_LIMIT = 2**63 - 1
@@ -169,6 +174,9 @@ def decode_rows(
             else:
                 try:
                     ts = parse_timestamp(raw_ts, precision)
+                except TimestampOutOfRange:
+                    errors.add(index, "ts", OUT_OF_RANGE, "TIMESTAMP_OUT_OF_RANGE")
+                    continue
                 except TimestampError as exc:
                     errors.add(index, "ts", str(exc), "VALIDATION_FAILED")
                     continue
@@ -189,14 +197,16 @@ def decode_rows(
             kind = dim.kind
             if kind == "number":
                 if type(value) is float:
-                    num.append((dim.series_id, ts, value))
+                    # x - x is 0.0 only for finite x; NaN and ±inf are not storable numbers.
+                    if value - value == 0.0:
+                        num.append((dim.series_id, ts, value))
+                    else:
+                        errors.add(index, dim.id, "number is not finite", "INVALID_VALUE")
                 elif type(value) is int:
                     if -INT_LIMIT <= value <= INT_LIMIT:
                         num.append((dim.series_id, ts, float(value)))
                     else:
                         errors.add(index, dim.id, "integer outside 64 bits", "INVALID_VALUE")
-                elif isinstance(value, float) and not math.isfinite(value):
-                    errors.add(index, dim.id, "number is not finite", "INVALID_VALUE")
                 else:
                     errors.add(
                         index,

@@ -16,15 +16,20 @@ TS_MAX_US = 2**63 - 1
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MAX_NUMERIC_STRING = 64
 
+# [0-9], not \d: RFC 3339 digits are ASCII, \d also matches other scripts' digits.
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,12}))?)?)?"
-    r"(?:(Z|z)|([+-])(\d{2}):?(\d{2}))?$"
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,12}))?)?)?"
+    r"(?:(Z|z)|([+-])([0-9]{2}):?([0-9]{2}))?$"
 )
 
 
 class TimestampError(ValueError):
     """A timestamp that cannot be parsed or lies outside the int64 microsecond range."""
+
+
+class TimestampOutOfRange(TimestampError):
+    """A well-formed timestamp outside the int64 microsecond range."""
 
 
 def now_us() -> int:
@@ -33,7 +38,7 @@ def now_us() -> int:
 
 def _check_range(us: int) -> int:
     if not TS_MIN_US <= us <= TS_MAX_US:
-        raise TimestampError("timestamp outside the int64 microsecond range")
+        raise TimestampOutOfRange("timestamp outside the int64 microsecond range")
     return us
 
 
@@ -88,13 +93,16 @@ def epoch_to_us(value: int | float | str | Decimal, precision: Precision = "ms")
             raise TimestampError(f"not a number: {text[:40]!r}") from None
     if not value.is_finite():
         raise TimestampError("timestamp is not finite")
+    # Checked before multiplying: a huge exponent would overflow the decimal context instead.
+    if value and value.adjusted() > 25:
+        raise TimestampOutOfRange("timestamp outside the int64 microsecond range")
     scaled = value * factor
     if abs(scaled) > TS_MAX_US + 1:
-        raise TimestampError("timestamp outside the int64 microsecond range")
+        raise TimestampOutOfRange("timestamp outside the int64 microsecond range")
     return _check_range(int(scaled.to_integral_value(rounding="ROUND_FLOOR")))
 
 
-_NUMERIC = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+_NUMERIC = re.compile(r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$")
 
 
 def parse_timestamp(value: object, precision: Precision = "ms") -> int:
@@ -131,7 +139,8 @@ def datetime_to_us(dt: datetime) -> int:
 def rfc3339(dt: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` and microseconds only when present."""
     dt = dt.astimezone(UTC)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): glibc does not zero-pad years before 1000.
+    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt:%H:%M:%S}"
     if dt.microsecond:
         text += f".{dt.microsecond:06d}"
     return text + "Z"

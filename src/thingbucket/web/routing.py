@@ -60,13 +60,16 @@ class StrictRoute(APIRoute):
         )
 
         async def strict_handler(request: Request) -> Response:
+            strict = StrictRequest(request.scope, request.receive)
             if expects_json and request.method in ("POST", "PUT", "PATCH"):
                 content_type = request.headers.get("content-type")
-                if content_type and not _is_json(content_type):
-                    body = await request.body()
-                    if body:
+                if await strict.body():
+                    if content_type and not _is_json(content_type):
                         raise UnsupportedMedia("This route takes application/json.")
-            return await handler(StrictRequest(request.scope, request.receive))
+                    # Parsed here, not inside FastAPI's body reading, which would turn our
+                    # InvalidJson into a generic 400; FastAPI then reuses the cached value.
+                    await strict.json()
+            return await handler(strict)
 
         return strict_handler
 
