@@ -104,6 +104,7 @@ class LimitsSettings(BaseModel):
     future_skew_s: int = 600
     page_max: int = 1000
     samples_per_response: int = 100_000
+    buckets_per_query: int = Field(default=100_000, ge=1)
     json_depth: int = 32
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from thingbucket.cli import keys, serve, users
+from thingbucket.cli import keys, serve, transfer, users
 
 app = typer.Typer(
     name="thingbucket",
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("migrate")(serve.migrate)
 app.add_typer(users.app, name="user")
+app.command("export")(transfer.export)
+app.command("import")(transfer.import_)
 app.add_typer(keys.app, name="key")
 
 

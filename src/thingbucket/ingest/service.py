@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from thingbucket.access.principal import Principal
 from thingbucket.errors import TooLarge
 from thingbucket.ingest.decoders import Dim, Limits, decode_rows
+from thingbucket.ingest.formats import csv_header, csv_rows
 from thingbucket.kit.time import Precision, now_us
 from thingbucket.points.repository import SampleBatch
 from thingbucket.points.writer import WriteResult
@@ -39,6 +40,25 @@ class PropertyWrite:
     thing_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CsvWrite:
+    """CSV records for one property: the header ``ts,<dimension id>,...`` and data records.
+
+    The header is read against the property's dimensions, so it is decoded here rather than
+    by the transport; ``first_index`` numbers the records in error details (for chunked files).
+    """
+
+    property_id: str
+    header: Sequence[str]
+    records: Sequence[Sequence[str]]
+    thing_id: str | None = None
+    first_index: int = 0
+
+    @property
+    def rows(self) -> Sequence[Sequence[str]]:
+        return self.records
+
+
 def dims_of(target: PointTarget) -> list[Dim]:
     return [Dim(s.id, s.dimension_id, s.kind) for s in target.series]
 
@@ -58,7 +78,7 @@ async def write(
     session: AsyncSession,
     rt: Runtime,
     who: Principal,
-    writes: Sequence[PropertyWrite],
+    writes: Sequence[PropertyWrite | CsvWrite],
     *,
     precision: Precision = "ms",
 ) -> WriteResult:
@@ -72,9 +92,14 @@ async def write(
         target = await properties.cached_point_target(
             session, rt, who, item.thing_id, item.property_id, "write"
         )
+        rows: Sequence[Any] = item.rows
+        if isinstance(item, CsvWrite):
+            dims = dims_of(target)
+            columns = csv_header(item.header, dims, write=index)
+            rows = csv_rows(item.records, columns, dims, write=index, first_index=item.first_index)
         batch.extend(
             decode_rows(
-                item.rows,
+                rows,
                 dims_of(target),
                 now_us=now,
                 precision=precision,

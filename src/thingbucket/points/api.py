@@ -6,19 +6,25 @@ one ingest service and answers 204 only after the commit.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
+from starlette.responses import StreamingResponse
 
 from thingbucket.errors import InvalidJson, UnsupportedMedia
 from thingbucket.ingest import service as ingest
 from thingbucket.ingest.decoders import body_error, points_of
-from thingbucket.ingest.service import PropertyWrite
+from thingbucket.ingest.formats import CSV_TYPES, NDJSON_TYPES, csv_records, ndjson_rows
+from thingbucket.ingest.service import CsvWrite, PropertyWrite
 from thingbucket.kit.time import Precision, TimestampError, now_us, parse_timestamp
+from thingbucket.kit.timebuckets import BucketError, parse_interval
 from thingbucket.points import service
-from thingbucket.points.errors import InvalidRange
-from thingbucket.points.service import RawQuery
+from thingbucket.points.aggregate import FUNCTIONS, Function
+from thingbucket.points.errors import InvalidAggregate, InvalidRange
+from thingbucket.points.formats import csv_line, csv_lines, ndjson_lines
+from thingbucket.points.service import AggQuery, RawQuery
 from thingbucket.web.deps import PrincipalDep, RuntimeDep, SessionDep
 from thingbucket.web.responses import ORJSONResponse, error_responses
 from thingbucket.web.routing import StrictRoute, policy
@@ -47,7 +53,9 @@ _POINTS_BODY = {
                         },
                     ]
                 }
-            }
+            },
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
         },
     }
 }
@@ -79,16 +87,43 @@ _MULTI_BODY = {
 }
 
 
-async def _json_body(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if content_type.lower() not in ("application/json", "") and not content_type.lower().endswith(
-        "+json"
-    ):
-        raise UnsupportedMedia("Point bodies are application/json.")
+def _media_type(request: Request) -> str:
+    raw = request.headers.get("content-type", "application/json")
+    return raw.split(";")[0].strip().lower() or "application/json"
+
+
+async def _json_body(request: Request, media: str) -> Any:
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMedia(
+            "Point bodies are application/json, application/x-ndjson or text/csv."
+        )
     try:
         return orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"The body is not valid JSON: {exc.msg}.") from None
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise body_error("the body is not valid UTF-8", code="INVALID_JSON") from None
+
+
+async def _property_write(
+    request: Request, thing_id: str, property_id: str
+) -> PropertyWrite | CsvWrite:
+    """The body of a one-property write in any of its media types."""
+    media = _media_type(request)
+    if media in NDJSON_TYPES:
+        lines = (await request.body()).splitlines()
+        return PropertyWrite(property_id, ndjson_rows(lines), thing_id)
+    if media in CSV_TYPES:
+        records = list(csv_records(_text(await request.body()).splitlines()))
+        if not records:
+            raise body_error("a CSV body starts with a header row 'ts,<dimension id>,...'")
+        return CsvWrite(property_id, records[0], records[1:], thing_id)
+    return PropertyWrite(property_id, points_of(await _json_body(request, media)), thing_id)
 
 
 def _time(value: str | None, precision: Precision, default: int, name: str) -> int:
@@ -115,10 +150,8 @@ async def write_points(
     who: PrincipalDep,
     precision: PrecisionQ = "ms",
 ) -> Response:
-    rows = points_of(await _json_body(request))
-    await ingest.write(
-        session, rt, who, [PropertyWrite(property_id, rows, thing_id)], precision=precision
-    )
+    item = await _property_write(request, thing_id, property_id)
+    await ingest.write(session, rt, who, [item], precision=precision)
     return Response(status_code=204)
 
 
@@ -135,8 +168,12 @@ async def write_many(
     who: PrincipalDep,
     precision: PrecisionQ = "ms",
 ) -> Response:
-    doc = await _json_body(request)
-    writes = doc.get("writes") if isinstance(doc, dict) else None
+    media = _media_type(request)
+    if media in NDJSON_TYPES:  # one {"property_id", "points"} write per line
+        writes: Any = ndjson_rows((await request.body()).splitlines())
+    else:
+        doc = await _json_body(request, media)
+        writes = doc.get("writes") if isinstance(doc, dict) else None
     if not isinstance(writes, list) or len(writes) > 100:
         raise body_error("'writes' must be a list of at most 100 writes")
     items = []
@@ -149,14 +186,75 @@ async def write_many(
     return Response(status_code=204)
 
 
+_STREAM_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
+_POINTS_ANSWERS: dict[str, Any] = {
+    "content": {
+        "application/json": {},
+        "text/csv": {"schema": {"type": "string"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    }
+}
+
+
+def _format(given: str | None, accept: str | None) -> str:
+    if given:
+        return given
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media in CSV_TYPES:
+            return "csv"
+        if media in NDJSON_TYPES:
+            return "ndjson"
+    return "json"
+
+
+def _functions(agg: str) -> tuple[Function, ...]:
+    names = [a.strip() for a in agg.split(",") if a.strip()]
+    unknown = [n for n in names if n not in FUNCTIONS]
+    if unknown or not names:
+        raise InvalidAggregate(
+            f"'agg' takes a comma-separated list of {', '.join(FUNCTIONS)}; "
+            f"not {', '.join(unknown)[:80] or 'empty'}."
+        )
+    if len(set(names)) != len(names):
+        raise InvalidAggregate("'agg' names a function twice.")
+    return tuple(names)  # type: ignore[arg-type]
+
+
+def _fill(fill: str) -> str:
+    if fill in ("none", "null", "previous", "linear"):
+        return fill
+    try:
+        number = float(fill)
+    except ValueError:
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidAggregate("'fill' is none, null, previous, linear or a finite number.")
+    return fill
+
+
+async def _csv_stream(
+    header: list[str], chunks: AsyncIterator[Sequence[Sequence[Any]]], numeric: bool
+) -> AsyncIterator[bytes]:
+    yield csv_line(header)
+    async for rows in chunks:
+        yield csv_lines(rows, numeric)
+
+
+async def _ndjson_stream(chunks: AsyncIterator[Sequence[Sequence[Any]]]) -> AsyncIterator[bytes]:
+    async for rows in chunks:
+        yield ndjson_lines(rows)
+
+
 @router.get(
     "/things/{thing_id}/properties/{property_id}/points",
     openapi_extra=policy("read", "property"),
-    responses=error_responses(400, 401, 403, 404),
+    responses={200: _POINTS_ANSWERS, **error_responses(400, 401, 403, 404)},
 )
 async def read_points(
     thing_id: str,
     property_id: str,
+    request: Request,
     session: SessionDep,
     rt: RuntimeDep,
     who: PrincipalDep,
@@ -166,12 +264,57 @@ async def read_points(
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
     cursor: Annotated[str | None, Query(max_length=256)] = None,
     precision: PrecisionQ = "ms",
-    format: Annotated[Literal["json"], Query()] = "json",
+    interval: Annotated[str | None, Query(max_length=16)] = None,
+    agg: Annotated[str, Query(max_length=128)] = "avg",
+    fill: Annotated[str, Query(max_length=32)] = "none",
+    tz: Annotated[str, Query(max_length=64)] = "UTC",
+    format: Annotated[Literal["json", "csv", "ndjson"] | None, Query()] = None,
 ) -> Response:
-    """Raw samples as rows ``[ts, v1, ...]`` in dimension order; ``to`` is exclusive."""
+    """Raw samples as rows ``[ts, v1, ...]`` in dimension order, or aggregates per time bucket
+    with ``interval``; ``to`` is exclusive. CSV and NDJSON raw reads stream the whole range."""
     now = now_us()
     end = _time(to, precision, now + 1, "to")
     start = _time(from_, precision, end - DAY_US, "from")
+    fmt = _format(format, request.headers.get("accept"))
+    if interval is not None:
+        try:
+            step = parse_interval(interval)
+        except BucketError as exc:
+            raise InvalidAggregate(f"'interval': {exc}.") from None
+        query = AggQuery(start, end, step, _functions(agg), _fill(fill), tz, precision)
+        agg_answer = await service.read_aggregate(session, rt, who, thing_id, property_id, query)
+        if fmt == "csv":
+            numeric = all(d.kind == "number" for d in agg_answer.dimensions)
+            body = csv_line(agg_answer.columns) + csv_lines(agg_answer.rows, numeric)
+            return Response(body, media_type=_STREAM_TYPES["csv"])
+        if fmt == "ndjson":
+            return Response(ndjson_lines(agg_answer.rows), media_type=_STREAM_TYPES["ndjson"])
+        return ORJSONResponse(
+            {
+                "property_id": agg_answer.property_id,
+                "dimensions": [d.model_dump() for d in agg_answer.dimensions],
+                "columns": agg_answer.columns,
+                "rows": agg_answer.rows,
+                "next_cursor": None,
+                "downsampled": False,
+                "interval": str(step),
+                "agg": list(query.functions),
+                "fill": query.fill,
+                "tz": query.tz,
+            }
+        )
+    if fmt != "json":
+        if end <= start:
+            raise InvalidRange("'to' must be after 'from'.")
+        target = await service.open_stream(session, rt, who, thing_id, property_id)
+        chunks = service.stream_rows(rt, target, start, end, precision)
+        if fmt == "csv":
+            header = ["ts", *(s.dimension_id for s in target.series)]
+            numeric = all(s.kind == "number" for s in target.series)
+            return StreamingResponse(
+                _csv_stream(header, chunks, numeric), media_type=_STREAM_TYPES["csv"]
+            )
+        return StreamingResponse(_ndjson_stream(chunks), media_type=_STREAM_TYPES["ndjson"])
     answer = await service.read_raw(
         session,
         rt,

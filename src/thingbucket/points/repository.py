@@ -6,8 +6,9 @@ never one statement per sample. Reads page per series on the ``(series_id, ts)``
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -15,6 +16,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 NumRow = tuple[int, int, float]
+# Per bucket: (bucket start, count, sum, min, max, first, last), buckets in ascending order.
+AggRow = tuple[int, int, float, float, float, float, float]
 TextRow = tuple[int, int, str]
 TABLE_FOR_KIND = {"number": "samples_num"}
 TEXT_TABLE = "samples_text"
@@ -60,6 +63,21 @@ class RangeDelete:
     end: int  # exclusive
 
 
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """Bucket edges ``e0 < e1 < ... < ek``; ``width`` is set when they are evenly spaced from
+    the epoch, so that SQL can compute a bucket by arithmetic instead of a join."""
+
+    edges: Sequence[int]
+    width: int | None = None
+
+    def bucket_of(self, ts: int) -> int:
+        """Index of the bucket holding ``ts`` (which lies within the edges)."""
+        if self.width is not None:
+            return (ts - self.edges[0]) // self.width
+        return bisect.bisect_right(self.edges, ts) - 1
+
+
 class SampleReader(Protocol):
     async def read(
         self,
@@ -71,6 +89,77 @@ class SampleReader(Protocol):
         limit: int,
         descending: bool,
     ) -> list[tuple[int, Any]]: ...
+
+    async def read_epoch(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+        factor: int,
+    ) -> tuple[list[tuple[int | float, Any]], int | None]:
+        """``read`` with timestamps already in epoch units of ``factor`` microseconds (an int
+        when exact), converted by the database; and, for a full page, the stored key of its
+        last row, where the next page starts."""
+        ...
+
+    async def aggregate(
+        self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
+    ) -> list[AggRow]:
+        """count, sum, min, max, first and last of a number series per non-empty bucket."""
+        ...
+
+
+def _epoch_sql(factor: int) -> str:
+    """SQLite: microseconds to epoch units, an integer when exact (its columns are untyped)."""
+    if factor == 1:
+        return "ts"
+    return f"CASE WHEN ts % {factor} = 0 THEN ts / {factor} ELSE CAST(ts AS REAL) / {factor} END"
+
+
+def _page_sql(table: str, epoch: str, descending: bool, mark: list[str]) -> tuple[str, str]:
+    """The page query and the query for the key of its last row (placeholders in ``mark``)."""
+    sid, a, z, n = mark
+    order = "DESC" if descending else "ASC"
+    where = f"series_id = {sid} AND ts >= {a} AND ts < {z}"
+    page = f"SELECT {epoch}, value FROM {table} WHERE {where} ORDER BY ts {order} LIMIT {n}"
+    edge = "min" if descending else "max"
+    last = f"SELECT {edge}(ts) FROM (SELECT ts FROM {table} WHERE {where} ORDER BY ts {order} "
+    return page, last + f"LIMIT {n}) AS page"
+
+
+async def scan(
+    reader: SampleReader,
+    session: AsyncSession,
+    table: str,
+    series_id: int,
+    start: int,
+    end: int,
+    chunk: int = 20_000,
+) -> AsyncIterator[list[tuple[int, Any]]]:
+    """Samples in ascending order, in chunks read by key (memory bounded by ``chunk``)."""
+    while start < end:
+        rows = await reader.read(session, table, series_id, start, end, chunk, False)
+        if rows:
+            yield rows
+        if len(rows) < chunk:
+            return
+        start = rows[-1][0] + 1
+
+
+# First and last by key lookup of the group's min(ts) and max(ts): one index probe each, on both
+# backends, instead of ordered aggregates that SQLite lacks.
+_AGG_OUTER = (
+    "SELECT g.b, g.n, g.s, g.lo, g.hi, f.value, l.value FROM ({inner}) AS g "
+    "JOIN samples_num f ON f.series_id = {sid} AND f.ts = g.t0 "
+    "JOIN samples_num l ON l.series_id = {sid} AND l.ts = g.t1 ORDER BY g.b"
+)
+_AGG_COLUMNS = "count(*) AS n, sum(s.value) AS s, min(s.value) AS lo, max(s.value) AS hi, " + (
+    "min(s.ts) AS t0, max(s.ts) AS t1"
+)
 
 
 async def _driver_connection(session: AsyncSession) -> Any:
@@ -153,6 +242,50 @@ class SqliteSamples:
             (series_id, start, end, limit),
         )
         return list(rows)
+
+    async def read_epoch(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+        factor: int,
+    ) -> tuple[list[tuple[int | float, Any]], int | None]:
+        conn = await _driver_connection(session)
+        page, last = _page_sql(table, _epoch_sql(factor), descending, ["?", "?", "?", "?"])
+        args = (series_id, start, end, limit)
+        rows = await conn.execute_fetchall(page, args)
+        if len(rows) < limit:
+            return list(rows), None
+        key = await conn.execute_fetchall(last, args)
+        return list(rows), key[0][0]
+
+    async def aggregate(
+        self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
+    ) -> list[AggRow]:
+        conn = await _driver_connection(session)
+        if grid.width is not None:
+            inner = (
+                "SELECT (s.ts - ((s.ts % :w) + :w) % :w) AS b, " + _AGG_COLUMNS + " "
+                "FROM samples_num s WHERE s.series_id = :sid AND s.ts >= :a AND s.ts < :z "
+                "GROUP BY b"
+            )
+            params: dict[str, Any] = {"w": grid.width}
+        else:
+            # CROSS JOIN keeps the edges outside: one index range scan per bucket.
+            inner = (
+                "SELECT e.lo AS b, " + _AGG_COLUMNS + " FROM ("
+                "SELECT value AS lo, lead(value) OVER (ORDER BY key) AS hi FROM json_each(:e)"
+                ") AS e CROSS JOIN samples_num s ON s.series_id = :sid "
+                "AND s.ts >= e.lo AND s.ts < e.hi AND s.ts >= :a AND s.ts < :z GROUP BY e.lo"
+            )
+            params = {"e": "[" + ",".join(map(str, grid.edges)) + "]"}
+        params.update(sid=series_id, a=start, z=end)
+        rows = await conn.execute_fetchall(_AGG_OUTER.format(inner=inner, sid=":sid"), params)
+        return [tuple(r) for r in rows]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -254,3 +387,51 @@ class PostgresSamples:
             limit,
         )
         return [(r[0], r[1]) for r in records]
+
+    async def read_epoch(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+        factor: int,
+    ) -> tuple[list[tuple[int | float, Any]], int | None]:
+        conn = await _driver_connection(session)
+        # A CASE of bigint and float8 would be all float8 here, so the units are made in Python
+        # (records are converted to tuples anyway).
+        page, _ = _page_sql(table, "ts", descending, ["$1", "$2", "$3", "$4"])
+        records = await conn.fetch(page, series_id, start, end, limit)
+        if factor == 1:
+            rows: list[tuple[int | float, Any]] = [(r[0], r[1]) for r in records]
+        else:
+            rows = [
+                (r[0] // factor if r[0] % factor == 0 else r[0] / factor, r[1]) for r in records
+            ]
+        return rows, records[-1][0] if len(records) == limit else None
+
+    async def aggregate(
+        self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
+    ) -> list[AggRow]:
+        conn = await _driver_connection(session)
+        where = "s.series_id = $1 AND s.ts >= $2 AND s.ts < $3"
+        if grid.width is not None:
+            inner = (
+                "SELECT (s.ts - ((s.ts % $4) + $4) % $4) AS b, " + _AGG_COLUMNS + " "
+                f"FROM samples_num s WHERE {where} GROUP BY 1"
+            )
+            arg: Any = grid.width
+        else:
+            # width_bucket: a binary search of the edges per row, within one index range scan.
+            inner = (
+                "SELECT ($4::bigint[])[width_bucket(s.ts, $4::bigint[])] AS b, "
+                + _AGG_COLUMNS
+                + f" FROM samples_num s WHERE {where} GROUP BY 1"
+            )
+            arg = list(grid.edges)
+        records = await conn.fetch(
+            _AGG_OUTER.format(inner=inner, sid="$1"), series_id, start, end, arg
+        )
+        return [tuple(r) for r in records]

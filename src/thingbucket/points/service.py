@@ -1,7 +1,8 @@
-"""Raw reads and range deletes of samples (aggregates come in a later increment)."""
+"""Raw reads (paged or streamed), aggregates per time bucket, and range deletes of samples."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +12,22 @@ from thingbucket.access import service as access
 from thingbucket.access.principal import Principal
 from thingbucket.ingest.decoders import decode_value
 from thingbucket.kit.pagination import decode_cursor, encode_cursor
-from thingbucket.kit.time import Precision, us_to_epoch
-from thingbucket.points.errors import InvalidRange
-from thingbucket.points.repository import RangeDelete, table_for
+from thingbucket.kit.time import US_PER, Precision, us_to_epoch
+from thingbucket.kit.timebuckets import BucketError, Interval, edges
+from thingbucket.kit.timebuckets import TooManyBuckets as _TooManyBuckets
+from thingbucket.points.aggregate import (
+    ANY_KIND,
+    NEEDS_VALUES,
+    Function,
+    Stats,
+    fill_column,
+    stats_of,
+)
+from thingbucket.points.errors import InvalidAggregate, InvalidRange, TooManyBuckets
+from thingbucket.points.repository import Grid, RangeDelete, scan, table_for
 from thingbucket.properties import service as properties
 from thingbucket.properties.schemas import DimensionOut
+from thingbucket.properties.service import PointTarget, SeriesInfo
 from thingbucket.runtime import Runtime
 
 
@@ -34,7 +46,7 @@ class RawAnswer:
     property_id: str
     dimensions: list[DimensionOut]
     columns: list[str]
-    rows: list[list[Any]]
+    rows: Sequence[Sequence[Any]]
     next_cursor: str | None
     downsampled: bool = False
 
@@ -64,6 +76,8 @@ async def read_raw(
         raise InvalidRange("'to' must be after 'from'.")
     target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
     start, end = _window(query)
+    if len(target.series) == 1 and target.series[0].kind in _PLAIN:
+        return await _read_one(session, rt, target, start, end, query)
     per_series = []
     for s in target.series:
         rows = await rt.samples.read(
@@ -97,6 +111,28 @@ async def read_raw(
     )
 
 
+async def _read_one(
+    session: AsyncSession, rt: Runtime, target: PointTarget, start: int, end: int, q: RawQuery
+) -> RawAnswer:
+    """One series: rows come from the database in their final form, untouched per row."""
+    s = target.series[0]
+    rows, key = await rt.samples.read_epoch(
+        session, table_for(s.kind), s.id, start, end, q.limit + 1, q.descending, US_PER[q.precision]
+    )
+    next_cursor = None
+    if key is not None:
+        # The first row of the next page is the one past the limit: a cursor just before it.
+        rows = rows[: q.limit]
+        next_cursor = encode_cursor(key + 1 if q.descending else key - 1, int(q.descending))
+    return RawAnswer(
+        property_id=target.property_id,
+        dimensions=list(target.dimensions),
+        columns=["ts", s.dimension_id],
+        rows=rows,
+        next_cursor=next_cursor,
+    )
+
+
 async def delete_range(
     session: AsyncSession,
     rt: Runtime,
@@ -121,3 +157,204 @@ async def delete_range(
     )
     await session.flush()
     return result.deleted
+
+
+# --- streamed raw reads ---------------------------------------------------------------------------
+
+STREAM_CHUNK = 20_000
+# Kinds whose stored value is the answer's value (booleans and JSON are decoded).
+_PLAIN = frozenset({"number", "text", "media"})
+
+
+async def open_stream(
+    session: AsyncSession, rt: Runtime, who: Principal, thing_id: str | None, property_id: str
+) -> PointTarget:
+    """Decide access before a stream starts, so that a refusal is still an ordinary answer."""
+    return await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
+
+
+async def time_span(
+    session: AsyncSession, rt: Runtime, target: PointTarget, start: int, end: int
+) -> tuple[int, int] | None:
+    """The first and last sample time of the property within [start, end), if any."""
+    firsts, lasts = [], []
+    for s in target.series:
+        table = table_for(s.kind)
+        first = await rt.samples.read(session, table, s.id, start, end, 1, False)
+        last = await rt.samples.read(session, table, s.id, start, end, 1, True)
+        firsts += [ts for ts, _ in first]
+        lasts += [ts for ts, _ in last]
+    return (min(firsts), max(lasts)) if firsts else None
+
+
+def _epoch(factor: int) -> Any:
+    """A converter of microseconds to epoch units (an int when exact), cheap enough per row."""
+    if factor == 1:
+        return lambda ts: ts
+    return lambda ts: ts // factor if ts % factor == 0 else ts / factor
+
+
+async def stream_rows(
+    rt: Runtime, target: PointTarget, start: int, end: int, precision: Precision = "ms"
+) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    """Rows ``[ts, v1, ...]`` in ascending order, in chunks, on a session of their own (a stream
+    outlives its request). Memory stays bounded by the chunk size whatever the range."""
+    factor = US_PER[precision]
+    async with rt.db.session() as session:
+        series = target.series
+        if len(series) == 1 and series[0].kind in _PLAIN:
+            s = series[0]
+            cursor = start
+            while cursor < end:
+                rows, key = await rt.samples.read_epoch(
+                    session, table_for(s.kind), s.id, cursor, end, STREAM_CHUNK, False, factor
+                )
+                if rows:
+                    yield rows
+                if key is None:
+                    return
+                cursor = key + 1
+            return
+        cursor = start
+        while cursor < end:
+            per_series = [
+                await rt.samples.read(
+                    session, table_for(s.kind), s.id, cursor, end, STREAM_CHUNK, False
+                )
+                for s in series
+            ]
+            # Complete up to the earliest last timestamp among the full chunks: past it, a full
+            # chunk may have more rows that were not read yet. The rest is read again next time.
+            full = [rows[-1][0] for rows in per_series if len(rows) == STREAM_CHUNK]
+            horizon = min(full) if full else end - 1
+            table = _merge(series, per_series, horizon, factor)
+            if table:
+                yield table
+            cursor = horizon + 1
+
+
+def _merge(
+    series: Sequence[SeriesInfo],
+    per_series: Sequence[Sequence[tuple[int, Any]]],
+    horizon: int,
+    factor: int,
+) -> list[list[Any]]:
+    stamps = sorted({ts for rows in per_series for ts, _ in rows if ts <= horizon})
+    position = {ts: i for i, ts in enumerate(stamps)}
+    epoch = _epoch(factor)
+    table: list[list[Any]] = [[epoch(ts)] + [None] * len(series) for ts in stamps]
+    for column, (s, rows) in enumerate(zip(series, per_series, strict=True), start=1):
+        plain = s.kind in ("number", "text", "media")
+        for ts, value in rows:
+            i = position.get(ts)
+            if i is not None:
+                table[i][column] = value if plain else decode_value(s.kind, value)
+    return table
+
+
+# --- aggregates -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AggQuery:
+    start: int
+    end: int
+    interval: Interval
+    functions: tuple[Function, ...]
+    fill: str = "none"  # none | null | previous | linear | a number
+    tz: str = "UTC"
+    precision: Precision = "ms"
+
+
+@dataclass(frozen=True, slots=True)
+class AggAnswer:
+    property_id: str
+    dimensions: list[DimensionOut]
+    columns: list[str]
+    rows: list[list[Any]]
+    query: AggQuery
+
+
+async def _series_stats(
+    session: AsyncSession,
+    rt: Runtime,
+    s: SeriesInfo,
+    q: AggQuery,
+    grid: Grid,
+    need_values: bool,
+) -> list[Stats | None]:
+    out: list[Stats | None] = [None] * (len(grid.edges) - 1)
+    numeric = s.kind == "number"
+    if numeric and not need_values:
+        for b, n, total, lo, hi, first, last in await rt.samples.aggregate(
+            session, s.id, q.start, q.end, grid
+        ):
+            out[grid.bucket_of(b)] = Stats(n, total, lo, hi, first, last)
+        return out
+    # From the raw samples, one bucket at a time (they arrive in time order).
+    current, bucket = -1, list[tuple[int, Any]]()
+    plain = s.kind in ("number", "text", "media")
+    async for rows in scan(rt.samples, session, table_for(s.kind), s.id, q.start, q.end):
+        for ts, value in rows:
+            i = grid.bucket_of(ts)
+            if i != current:
+                if bucket:
+                    out[current] = stats_of(bucket, numeric, need_values)
+                current, bucket = i, []
+            bucket.append((ts, value if plain else decode_value(s.kind, value)))
+    if bucket:
+        out[current] = stats_of(bucket, numeric, need_values)
+    return out
+
+
+async def read_aggregate(
+    session: AsyncSession,
+    rt: Runtime,
+    who: Principal,
+    thing_id: str | None,
+    property_id: str,
+    q: AggQuery,
+) -> AggAnswer:
+    if q.end <= q.start:
+        raise InvalidRange("'to' must be after 'from'.")
+    target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
+    limit = rt.settings.limits.buckets_per_query
+    try:
+        bucket_edges = edges(q.interval, q.tz, q.start, q.end, limit)
+    except _TooManyBuckets:
+        raise TooManyBuckets(
+            f"The query spans more than {limit} buckets of {q.interval}: use a longer interval "
+            "or a shorter range."
+        ) from None
+    except BucketError as exc:
+        raise InvalidAggregate(f"{exc}.") from None
+    grid = Grid(bucket_edges, q.interval.fixed_us)
+    need_values = bool(NEEDS_VALUES.intersection(q.functions))
+    stamps = bucket_edges[:-1]
+    present: list[bool] = [False] * len(stamps)
+    columns: list[list[Any]] = []
+    names: list[str] = []
+    for s in target.series:
+        stats = await _series_stats(session, rt, s, q, grid, need_values)
+        filled = [st is not None for st in stats]
+        present = [a or b for a, b in zip(present, filled, strict=True)]
+        for fn in q.functions:
+            names.append(f"{s.dimension_id}_{fn}")
+            if fn == "count":
+                columns.append([st.count if st is not None else 0 for st in stats])
+                continue
+            usable = s.kind == "number" or fn in ANY_KIND
+            column = [st.get(fn) if st is not None and usable else None for st in stats]
+            columns.append(
+                fill_column(column, filled, q.fill, stamps) if q.fill != "none" else column
+            )
+    keep = range(len(stamps)) if q.fill != "none" else [i for i, p in enumerate(present) if p]
+    prec = q.precision
+    rows = [[us_to_epoch(stamps[i], prec), *(column[i] for column in columns)] for i in keep]
+    return AggAnswer(
+        property_id=target.property_id,
+        dimensions=list(target.dimensions),
+        columns=["ts", *names],
+        rows=rows,
+        query=q,
+    )
