@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import socket
 from pathlib import Path
@@ -174,7 +175,23 @@ def serve(
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    _tune_gc()
     server.run(sockets=[sock])
+
+
+def _tune_gc() -> None:
+    """Keep the collector off the long-lived objects of start-up and off each request's points.
+
+    A 1000-point write makes thousands of short-lived lists and tuples: with the default gen-0
+    threshold (700) every request triggered several collections that also walked the whole heap
+    of imported modules. Freezing what exists now and collecting less often measured about a
+    third more ingest throughput (benchmarks P1)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0, 20, 20)
+
+
+_GC_GEN0 = 50_000
 
 
 def migrate(data_dir: DataDirOpt = None, database_url: DbOpt = None) -> None:

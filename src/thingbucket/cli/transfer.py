@@ -122,7 +122,7 @@ async def _export(
     async with rt.db.session() as session:
         target = await points.open_stream(session, rt, SYSTEM, None, property_id)
         span = await points.time_span(session, rt, target, start, end)
-    numeric = all(s.kind == "number" for s in target.series)
+    kinds = [s.kind for s in target.series]
     if kind == "csv":
         out.write(csv_line(["ts", *(s.dimension_id for s in target.series)]))
     rows = samples = 0
@@ -131,7 +131,7 @@ async def _export(
         task = bar.add_task("export", total=max(last - first, 1), done=0, unit="rows", rate=0.0)
         began = time.monotonic()
         async for chunk in points.stream_rows(rt, target, start, end, prec):
-            out.write(csv_lines(chunk, numeric) if kind == "csv" else ndjson_lines(chunk))
+            out.write(csv_lines(chunk, kinds) if kind == "csv" else ndjson_lines(chunk))
             rows += len(chunk)
             samples += sum(1 for row in chunk for v in row[1:] if v is not None)
             reached = parse_timestamp(chunk[-1][0], prec) - first

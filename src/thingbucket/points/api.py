@@ -119,7 +119,7 @@ async def _property_write(
         lines = (await request.body()).splitlines()
         return PropertyWrite(property_id, ndjson_rows(lines), thing_id)
     if media in CSV_TYPES:
-        records = list(csv_records(_text(await request.body()).splitlines()))
+        records = list(csv_records(_text(await request.body()).splitlines(keepends=True)))
         if not records:
             raise body_error("a CSV body starts with a header row 'ts,<dimension id>,...'")
         return CsvWrite(property_id, records[0], records[1:], thing_id)
@@ -234,11 +234,11 @@ def _fill(fill: str) -> str:
 
 
 async def _csv_stream(
-    header: list[str], chunks: AsyncIterator[Sequence[Sequence[Any]]], numeric: bool
+    header: list[str], chunks: AsyncIterator[Sequence[Sequence[Any]]], kinds: list[str]
 ) -> AsyncIterator[bytes]:
     yield csv_line(header)
     async for rows in chunks:
-        yield csv_lines(rows, numeric)
+        yield csv_lines(rows, kinds)
 
 
 async def _ndjson_stream(chunks: AsyncIterator[Sequence[Sequence[Any]]]) -> AsyncIterator[bytes]:
@@ -284,8 +284,7 @@ async def read_points(
         query = AggQuery(start, end, step, _functions(agg), _fill(fill), tz, precision)
         agg_answer = await service.read_aggregate(session, rt, who, thing_id, property_id, query)
         if fmt == "csv":
-            numeric = all(d.kind == "number" for d in agg_answer.dimensions)
-            body = csv_line(agg_answer.columns) + csv_lines(agg_answer.rows, numeric)
+            body = csv_line(agg_answer.columns) + csv_lines(agg_answer.rows, agg_answer.kinds)
             return Response(body, media_type=_STREAM_TYPES["csv"])
         if fmt == "ndjson":
             return Response(ndjson_lines(agg_answer.rows), media_type=_STREAM_TYPES["ndjson"])
@@ -310,9 +309,9 @@ async def read_points(
         chunks = service.stream_rows(rt, target, start, end, precision)
         if fmt == "csv":
             header = ["ts", *(s.dimension_id for s in target.series)]
-            numeric = all(s.kind == "number" for s in target.series)
+            kinds = [s.kind for s in target.series]
             return StreamingResponse(
-                _csv_stream(header, chunks, numeric), media_type=_STREAM_TYPES["csv"]
+                _csv_stream(header, chunks, kinds), media_type=_STREAM_TYPES["csv"]
             )
         return StreamingResponse(_ndjson_stream(chunks), media_type=_STREAM_TYPES["ndjson"])
     answer = await service.read_raw(

@@ -32,20 +32,30 @@ def _csv_cell(value: Any) -> str:
     return _csv_text(orjson.dumps(value).decode())
 
 
+def _json_cell(value: Any) -> str:
+    """A cell of a JSON dimension: always its JSON text, so that a JSON string stays one."""
+    return "" if value is None else _csv_text(orjson.dumps(value).decode())
+
+
 def csv_line(columns: Sequence[str]) -> bytes:
     return (",".join(_csv_text(c) for c in columns) + "\n").encode()
 
 
-def csv_lines(rows: Sequence[Sequence[Any]], numeric: bool = False) -> bytes:
-    """Rows ``[ts, v1, ...]`` as CSV, one line each. ``numeric``: every cell is a number or None,
-    so orjson can write the whole chunk as one JSON array that becomes CSV by replacing its
-    brackets (several times faster than formatting cell by cell)."""
+def csv_lines(rows: Sequence[Sequence[Any]], kinds: Sequence[str]) -> bytes:
+    """Rows ``[ts, v1, ...]`` as CSV, one line each; ``kinds`` are the value columns' kinds.
+
+    When every column is a number, orjson writes the whole chunk as one JSON array that becomes
+    CSV by replacing its brackets (several times faster than formatting cell by cell).
+    """
     if not rows:
         return b""
-    if numeric:
+    if all(k == "number" for k in kinds):
         text = orjson.dumps(rows)[2:-2].replace(b"],[", b"\n").replace(b"null", b"")
         return text + b"\n"
-    return "".join(",".join(map(_csv_cell, row)) + "\n" for row in rows).encode()
+    cells = [_csv_cell, *(_json_cell if k == "json" else _csv_cell for k in kinds)]
+    return "".join(
+        ",".join([f(v) for f, v in zip(cells, row, strict=True)]) + "\n" for row in rows
+    ).encode()
 
 
 def ndjson_lines(rows: Sequence[Sequence[Any]]) -> bytes:

@@ -273,6 +273,7 @@ class AggAnswer:
     columns: list[str]
     rows: list[list[Any]]
     query: AggQuery
+    kinds: list[str]  # of each value column: number, or the dimension's kind for first/last
 
 
 async def _series_stats(
@@ -334,12 +335,14 @@ async def read_aggregate(
     present: list[bool] = [False] * len(stamps)
     columns: list[list[Any]] = []
     names: list[str] = []
+    kinds: list[str] = []
     for s in target.series:
         stats = await _series_stats(session, rt, s, q, grid, need_values)
         filled = [st is not None for st in stats]
         present = [a or b for a, b in zip(present, filled, strict=True)]
         for fn in q.functions:
             names.append(f"{s.dimension_id}_{fn}")
+            kinds.append(s.kind if fn in ("first", "last") else "number")
             if fn == "count":
                 columns.append([st.count if st is not None else 0 for st in stats])
                 continue
@@ -357,4 +360,5 @@ async def read_aggregate(
         columns=["ts", *names],
         rows=rows,
         query=q,
+        kinds=kinds,
     )

@@ -1,0 +1,266 @@
+"""The HTTP load generator, a separate process: ``python -m benchmarks.load < spec.json``.
+
+It reads a JSON spec on standard input, builds every request body before the clock starts, sends
+a fixed number of requests per client (asyncio + httpx, one connection per client, 127.0.0.1
+only), retries a ``503`` after its ``Retry-After`` a bounded number of times, and prints one JSON
+result on standard output. It stops by itself: after the last request or at ``deadline_s``.
+
+The driver side (``run_load``) starts it and parses the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+VALUE_SEED = 20_260_101
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # so ``-m benchmarks.load`` resolves
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    path: str  # /api/v1/things/{tid}/properties/{pid}/points
+    t0_ms: int  # timestamp of the first point of the client's first request
+    step_ms: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSpec:
+    url: str
+    token: str
+    clients: list[ClientSpec]
+    requests_per_client: int  # timed requests
+    batch: int = 1000
+    warmup_requests: int = 0  # per client, sent before the clock starts
+    seed: int = 1
+    deadline_s: float = 300.0
+    max_retries: int = 5
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(text: str) -> LoadSpec:
+        raw = json.loads(text)
+        raw["clients"] = [ClientSpec(**c) for c in raw["clients"]]
+        return LoadSpec(**raw)
+
+
+@dataclass(slots=True)
+class LoadResult:
+    ok: bool
+    samples: int  # samples in timed requests answered 204
+    requests: int  # timed requests answered 204
+    elapsed_s: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0  # user + system CPU of the load generator during the timed phase
+    generate_s: float = 0.0  # building the bodies (not timed)
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def batch_rows(
+    seed: int, client: int, index: int, batch: int, t0_ms: int, step_ms: int
+) -> list[tuple[int, float]]:
+    """The points of request ``index`` of ``client``: deterministic, so the reference writes
+    exactly the same samples."""
+    rng = random.Random(seed * 1_000_003 + client * 10_007 + index + VALUE_SEED)
+    first = t0_ms + index * batch * step_ms
+    return [(first + i * step_ms, round(rng.uniform(-40.0, 60.0), 2)) for i in range(batch)]
+
+
+def _bodies(spec: LoadSpec) -> list[list[bytes]]:
+    total = spec.warmup_requests + spec.requests_per_client
+    out = []
+    for c, client in enumerate(spec.clients):
+        bodies = []
+        for i in range(total):
+            rows = batch_rows(spec.seed, c, i, spec.batch, client.t0_ms, client.step_ms)
+            bodies.append(orjson.dumps({"points": rows}))
+        out.append(bodies)
+    return out
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(slots=True)
+class _Tally:
+    statuses: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    retries: int = 0
+    ok_requests: int = 0
+
+    def count(self, key: str) -> None:
+        self.statuses[key] = self.statuses.get(key, 0) + 1
+
+    def error(self, text: str) -> None:
+        if len(self.errors) < 10:
+            self.errors.append(text)
+
+
+async def _send(
+    client: httpx.AsyncClient, path: str, body: bytes, spec: LoadSpec, tally: _Tally, timed: bool
+) -> None:
+    for attempt in range(spec.max_retries + 1):
+        started = time.perf_counter()
+        try:
+            response = await client.post(
+                path, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            tally.count(type(exc).__name__)
+            tally.error(f"{path}: {type(exc).__name__}: {exc}")
+            return
+        tally.count(str(response.status_code))
+        if response.status_code == 204:
+            if timed:
+                tally.latencies.append((time.perf_counter() - started) * 1000)
+                tally.ok_requests += 1
+            return
+        if response.status_code == 503 and attempt < spec.max_retries:
+            tally.retries += 1
+            try:
+                wait = float(response.headers.get("retry-after", "1"))
+            except ValueError:
+                wait = 1.0
+            await asyncio.sleep(min(max(wait, 0.05), 5.0))
+            continue
+        tally.error(f"{path}: {response.status_code} {response.text[:200]}")
+        return
+
+
+async def _client_loop(
+    client: httpx.AsyncClient,
+    path: str,
+    bodies: list[bytes],
+    spec: LoadSpec,
+    tally: _Tally,
+    timed: bool,
+) -> None:
+    for body in bodies:
+        await _send(client, path, body, spec, tally, timed)
+
+
+async def _phase(
+    clients: list[httpx.AsyncClient],
+    spec: LoadSpec,
+    bodies: list[list[bytes]],
+    tally: _Tally,
+    timed: bool,
+) -> None:
+    await asyncio.gather(
+        *(
+            _client_loop(clients[c], s.path, bodies[c], spec, tally, timed)
+            for c, s in enumerate(spec.clients)
+        )
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(spec: LoadSpec) -> LoadResult:
+    host = urlsplit(spec.url).hostname
+    if host != "127.0.0.1":
+        raise SystemExit(f"the load generator only sends to 127.0.0.1, not {host}")
+    gen_started = time.perf_counter()
+    bodies = _bodies(spec)
+    generate_s = time.perf_counter() - gen_started
+    warm = [b[: spec.warmup_requests] for b in bodies]
+    timed = [b[spec.warmup_requests :] for b in bodies]
+    headers = {"Authorization": f"Bearer {spec.token}"}
+    timeout = httpx.Timeout(60.0, connect=5.0)
+    # One connection per simulated client, as 16 devices would have.
+    clients = [
+        httpx.AsyncClient(
+            base_url=spec.url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        )
+        for _ in spec.clients
+    ]
+    tally = _Tally()
+    try:
+        async with asyncio.timeout(spec.deadline_s):
+            await _phase(clients, spec, warm, _Tally(), timed=False)
+            cpu0, t0 = _cpu(), time.perf_counter()
+            await _phase(clients, spec, timed, tally, timed=True)
+            elapsed, cpu = time.perf_counter() - t0, _cpu() - cpu0
+    except TimeoutError:
+        tally.error(f"deadline of {spec.deadline_s} s reached")
+        elapsed, cpu = spec.deadline_s, 0.0
+    finally:
+        for client in clients:
+            await client.aclose()
+    expected = spec.requests_per_client * len(spec.clients)
+    lat = tally.latencies
+    return LoadResult(
+        ok=tally.ok_requests == expected and not tally.errors,
+        samples=tally.ok_requests * spec.batch,
+        requests=tally.ok_requests,
+        elapsed_s=elapsed,
+        statuses=tally.statuses,
+        retries=tally.retries,
+        errors=tally.errors,
+        latency_ms={
+            "p50": _percentile(lat, 0.5),
+            "p95": _percentile(lat, 0.95),
+            "max": max(lat, default=0.0),
+        },
+        cpu_s=cpu,
+        generate_s=generate_s,
+    )
+
+
+def run_load(spec: LoadSpec) -> LoadResult:
+    """Driver side: run the generator in its own process and return what it measured."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.load"],
+        input=spec.to_json(),
+        capture_output=True,
+        text=True,
+        timeout=spec.deadline_s + 60,
+        cwd=PROJECT_ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed ({done.returncode}): {done.stderr[-1000:]}")
+    raw: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return LoadResult(**raw)
+
+
+def main() -> int:
+    spec = LoadSpec.from_json(sys.stdin.read())
+    result = asyncio.run(run(spec))
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
