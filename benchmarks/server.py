@@ -305,7 +305,10 @@ def running_server(data_dir: Path, attempts: int = 3) -> Iterator[Server]:
             log_path = data_dir / f"server-{attempt}.log"
             log_file = log_path.open("wb")
             process = subprocess.Popen(
-                thingbucket_cmd("serve", "--port", str(port), "--data-dir", str(data_dir)),
+                thingbucket_cmd(
+                    *("serve", "--port", str(port), "--data-dir", str(data_dir)),
+                    *("--mqtt-port", str(free_port())),  # 1883 may be another broker's
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -55,6 +55,7 @@ def base_settings(data_dir: Path, database_url: str | None = None, **sections: A
     overrides: dict[str, Any] = {
         "server": {"data_dir": str(data_dir), "log_level": "warning"},
         "security": {"secret_key": TEST_SECRET},
+        "mqtt": {"port": 0},  # the embedded broker on a free port (Mosquitto may hold 1883)
     }
     if database_url:
         overrides["database"] = {"url": database_url}

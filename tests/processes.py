@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 _LISTENING = re.compile(r"listening on http://[^:]+:(\d+)")
+_MQTT = re.compile(r"MQTT broker listening on mqtt://[^:]+:(\d+)")
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -46,6 +47,14 @@ class Server:
     log: list[str] = field(default_factory=list)
 
     @property
+    def mqtt_port(self) -> int:
+        for line in self.log:
+            m = _MQTT.search(line)
+            if m:
+                return int(m.group(1))
+        raise AssertionError("no MQTT broker in the server's log:\n" + "".join(self.log))
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -65,6 +74,7 @@ def serve(
             "0",
             "--data-dir",
             str(data_dir),
+            *(() if "--mqtt-port" in args else ("--mqtt-port", "0")),
             *args,
         ],
         stdout=subprocess.PIPE,

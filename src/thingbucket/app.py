@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await rt.start()
         try:
+            await rt.start_broker()
             yield
         finally:
             await rt.close()

@@ -68,6 +68,8 @@ class StorageSettings(BaseModel):
 
 
 class MqttSettings(BaseModel):
+    # The embedded broker runs unless an external broker is named (url) or this is off.
+    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=0, le=65535)
     url: str | None = None

@@ -7,6 +7,7 @@ writer); nothing here connects at import or construction.
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,9 @@ class Runtime:
     auth_cache: TtlCache[bytes, Principal] = field(default_factory=TtlCache)
     target_cache: TtlCache[tuple[object, ...], Any] = field(default_factory=TtlCache)
     listening_ports: list[int] = field(default_factory=list)
+    # The MQTT listening socket when bound before start-up (serve does, to refuse a taken port).
+    mqtt_socket: socket.socket | None = None
+    broker: Any = None  # the embedded broker while it runs (thingbucket.mqtt.broker)
 
     async def start(self) -> None:
         from thingbucket.db.migrate import head_revision
@@ -65,7 +69,22 @@ class Runtime:
         async with self.db.session() as session:
             session.add_all(rows)
 
+    async def start_broker(self) -> None:
+        """The embedded MQTT broker, unless an external one is configured or MQTT is off."""
+        mqtt = self.settings.mqtt
+        if not mqtt.enabled or mqtt.url:
+            return
+        from thingbucket.mqtt.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker(self)
+        await broker.serve(self.mqtt_socket, mqtt.host, mqtt.port)
+        self.broker = broker
+        log.info("MQTT broker listening on mqtt://%s:%d", mqtt.host, broker.port)
+
     async def close(self) -> None:
+        if self.broker is not None:
+            await self.broker.close()
+            self.broker = None
         await self.usage.close()
         await self.audit.close()
         await self.writer.close()

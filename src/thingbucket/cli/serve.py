@@ -72,6 +72,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bind_mqtt(settings: Settings) -> socket.socket | None:
+    """The embedded broker's socket, bound at start-up like HTTP's, or a one-line refusal."""
+    mqtt = settings.mqtt
+    if not mqtt.enabled or mqtt.url:
+        return None
+    from thingbucket.mqtt.broker import bind as bind_mqtt
+
+    try:
+        return bind_mqtt(mqtt.host, mqtt.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(
+                f"MQTT port {mqtt.port} on {mqtt.host} is taken (another broker?); choose another "
+                "with --mqtt-port (mqtt.port), or use that broker with --mqtt-url"
+            )
+        fail(f"cannot listen for MQTT on {mqtt.host}:{mqtt.port}: {exc.strerror} (mqtt.port)")
+
+
 def _summary(settings: Settings, port: int) -> str:
     durability = (
         "SQLite NORMAL: survives a process crash, not a power loss"
@@ -151,6 +169,7 @@ def serve(
     asyncio.run(_check_database(settings))
     sock = bind(settings.server.host, settings.server.port)
     actual_port = sock.getsockname()[1]
+    mqtt_sock = _bind_mqtt(settings)
     try:
         asyncio.run(migrate_database(settings))
     except BaseException:
@@ -162,6 +181,7 @@ def serve(
 
     app = create_app(settings)
     app.state.runtime.set_listening_port(actual_port)
+    app.state.runtime.mqtt_socket = mqtt_sock
     log.info(_summary(settings, actual_port))
     config = uvicorn.Config(
         app,

@@ -375,3 +375,17 @@ async def point_target_by_id(
     if prop is None:
         raise PropertyNotFound()
     return await point_target(session, who, prop.thing_id, prop.id, action)
+
+
+async def id_by_name(
+    session: AsyncSession, who: Principal, thing_id: str, name: str, type_id: str | None
+) -> str:
+    """The id of a thing's property by name; made from ``type_id`` on first use when given
+    (MQTT ``by-name`` topics). Unknown without a type, or not visible: PropertyNotFound."""
+    prop = await PropertyRepository(session).by_name(thing_id, name)
+    if prop is not None:
+        return prop.id
+    if type_id is None:
+        raise PropertyNotFound()
+    made = await create(session, who, thing_id, PropertyCreate(name=name, type=type_id))
+    return made.id

@@ -1,0 +1,296 @@
+"""The embedded MQTT broker: amqtt 0.12.1 in the server's event loop, acknowledging after commit.
+
+Stock amqtt writes PUBACK as soon as it has read a PUBLISH, before any plugin runs
+(``../shared/specs/embedded-broker.md``). Two subclasses move the acknowledgement behind the
+commit: ``_Handler.handle_publish`` stores the message first and only then runs the stock flow
+that writes PUBACK/PUBREC; ``EmbeddedBroker`` builds that handler for every connection, decides
+CONNECT before any old session is touched, and answers every auth and topic question itself
+(no amqtt plugins are loaded: no anonymous access, no ``$SYS``, no packet logger). Both depend on
+amqtt internals, which is why amqtt is pinned exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import socket
+from typing import Any
+
+from amqtt.adapters import ReaderAdapter, WriterAdapter
+from amqtt.broker import Broker
+from amqtt.contexts import Action, BrokerConfig, ListenerConfig, ListenerType
+from amqtt.errors import AMQTTError, MQTTError, NoDataError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.publish import PublishPacket
+from amqtt.session import Session
+
+from thingbucket import credentials
+from thingbucket.access.principal import Principal
+from thingbucket.errors import AppError
+from thingbucket.mqtt import ingest, topics
+from thingbucket.properties import service as properties
+from thingbucket.runtime import Runtime
+from thingbucket.things import service as things
+
+log = logging.getLogger(__name__)
+LISTENER = "default"
+# amqtt names a client that sent an empty id "amqtt/" + 16 characters (embedded-broker.md §4).
+_GENERATED_ID = re.compile(r"^amqtt/[A-Za-z0-9]{16}$")
+MAX_UNACKED = 100  # QoS >= 1 messages of one connection waiting for their commit
+SWEEP_S = 2.0  # how often live sessions' credentials are checked again (revocation ≤ 5 s)
+
+
+class _Handler(BrokerProtocolHandler):
+    """Stores each PUBLISH before the stock flow acknowledges it."""
+
+    def __init__(self, broker: EmbeddedBroker, principal: Principal | None) -> None:
+        super().__init__(broker.plugins_manager, loop=broker.loop)
+        self.tb = broker
+        self.principal = principal
+        self.unacked = 0
+
+    async def handle_publish(self, publish_packet: PublishPacket) -> None:
+        topic, data = publish_packet.topic_name, publish_packet.data
+        if topic is None or data is None or self.principal is None:
+            return
+        # A task of its own: amqtt cancels pending publish handlers when the connection ends,
+        # and a commit under way must still finish (the client resends what it has no ack for).
+        stored = asyncio.ensure_future(self.tb.store(self.principal, topic, bytes(data)))
+        if publish_packet.qos == 0:
+            stored.add_done_callback(_consume)
+            await super().handle_publish(publish_packet)
+            return
+        self.unacked += 1
+        try:
+            if self.unacked > MAX_UNACKED:
+                raise ConnectionAbortedError("too many unacknowledged messages")
+            await asyncio.shield(stored)
+        except (AppError, ConnectionAbortedError) as exc:
+            # Storage trouble: no acknowledgement; closing makes the client resend later.
+            log.warning("MQTT publish not stored, closing the connection: %s", exc)
+            stored.add_done_callback(_consume)
+            await self._close()
+            return
+        finally:
+            self.unacked -= 1
+        await super().handle_publish(publish_packet)
+
+    async def _close(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                await self.writer.close()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("MQTT QoS 0 message not stored: %s", task.exception())
+
+
+class EmbeddedBroker(Broker):
+    """amqtt's broker with thingbucket's CONNECT, topic rules and ack-after-commit."""
+
+    def __init__(self, rt: Runtime) -> None:
+        config = BrokerConfig(
+            listeners={LISTENER: ListenerConfig(type=ListenerType.EXTERNAL)},
+            plugins={},
+        )
+        super().__init__(config, loop=asyncio.get_running_loop())
+        self.rt = rt
+        self.loop = asyncio.get_running_loop()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.port = 0
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def serve(self, sock: socket.socket | None, host: str, port: int) -> None:
+        """Start the broker on a bound socket (or bind ``host:port`` now)."""
+        await self.start()
+        if sock is None:
+            sock = bind(host, port)
+        self._server = await asyncio.start_server(self._connected, sock=sock)
+        self.port = sock.getsockname()[1]
+        self._sweeper = asyncio.create_task(self._sweep(), name="thingbucket-mqtt-sweep")
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.stream_connected(reader, writer, LISTENER)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._server is not None:
+            self._server.close()
+        for _session, handler in list(self._sessions.values()):
+            if isinstance(handler, _Handler):
+                await handler._close()
+        with contextlib.suppress(Exception):
+            await self.shutdown()
+
+    # --- ingest ---------------------------------------------------------------------------------
+
+    async def store(self, who: Principal, topic: str, payload: bytes) -> None:
+        await ingest.handle(self.rt, who, topic, payload, self._relay)
+
+    async def _relay(self, topic: str, payload: bytes) -> None:
+        if self._subscriptions:  # nobody listens: nothing to fan out
+            await self.internal_message_broadcast(topic, payload, 0)
+
+    # --- CONNECT --------------------------------------------------------------------------------
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        """Authenticate first, then (and only then) replace an old session of that client id.
+
+        Stock amqtt deletes an old session of the same id before authenticating, so a wrong
+        password could wipe a live client's subscriptions (embedded-broker.md §4)."""
+        try:
+            _, session = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager
+            )
+        except (AMQTTError, NoDataError) as exc:
+            raise AMQTTError(exc) from exc
+        except MQTTError as exc:
+            await writer.close()
+            raise MQTTError(exc) from exc
+        principal = await self._authenticate_connect(session)
+        handler = _Handler(self, principal)
+        if principal is None:
+            session.parent = 0
+            return handler, session
+        if not session.client_id or _GENERATED_ID.match(session.client_id):
+            session.client_id = "tb-" + secrets.token_urlsafe(16)[:22]
+        old = self._sessions.get(session.client_id)
+        if old is not None:
+            old_handler = old[1]
+            if isinstance(old_handler, _Handler) and old_handler.principal != principal:
+                # Another principal's session is never taken over (security.md §3.9).
+                handler.principal = None
+                session.parent = 0
+                return handler, session
+            if old[0].transitions.is_connected():
+                with contextlib.suppress(Exception):
+                    await old_handler.handle_connection_closed()
+                    await old_handler.stop()
+        if session.clean_session or old is None:
+            await self._delete_session(session.client_id)
+            session.parent = 0
+        else:
+            existing = old[0]
+            for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive"):
+                setattr(existing, name, getattr(session, name))
+            existing.username, existing.password = session.username, session.password
+            session = existing
+            session.parent = 1
+        return handler, session
+
+    async def _handle_client_session(
+        self,
+        reader: ReaderAdapter,
+        writer: WriterAdapter,
+        client_session: Session,
+        handler: BrokerProtocolHandler,
+        server: Any,
+        listener_name: str,
+    ) -> None:
+        if not isinstance(handler, _Handler) or handler.principal is None:
+            # Refused: answered here, without registering the session under its id.
+            handler.attach(client_session, reader, writer)
+            await handler.mqtt_connack_authorize(False)
+            await writer.close()
+            return
+        self.rt.metrics.mqtt_sessions.inc()
+        try:
+            await super()._handle_client_session(
+                reader, writer, client_session, handler, server, listener_name
+            )
+        finally:
+            self.rt.metrics.mqtt_sessions.dec()
+
+    async def _authenticate(self, session: Session, _: ListenerConfig) -> bool:
+        return True  # decided in _initialize_client_session; refused sessions never get here
+
+    async def _authenticate_connect(self, session: Session) -> Principal | None:
+        """username = thing id with a device token or thing JWT as password, or a person id with
+        a personal access token (to subscribe)."""
+        username, password = session.username, session.password
+        if not username or not password:
+            return None
+        try:
+            principal = await credentials.authenticate_cached(self.rt, password)
+        except AppError:
+            return None
+        if principal is None or principal.id != username:
+            return None
+        if principal.kind == "thing" or (
+            principal.kind == "person" and principal.credential_kind == "personal"
+        ):
+            return principal
+        return None
+
+    async def _sweep(self) -> None:
+        """Close live sessions whose credential was revoked or has expired."""
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            for session, handler in list(self._sessions.values()):
+                if not isinstance(handler, _Handler) or handler.principal is None:
+                    continue
+                if not session.transitions.is_connected():
+                    continue
+                if await self._authenticate_connect(session) != handler.principal:
+                    log.info(
+                        "MQTT session of %s closed: credential no longer valid", session.client_id
+                    )
+                    await handler._close()
+
+    # --- topics ---------------------------------------------------------------------------------
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        """PUBLISH: never fanned out as such (native topics are consumed by ingest);
+        SUBSCRIBE: the filter's scope, decided by ``access.can``; RECEIVE: what the subscription
+        allowed (a session whose credential goes is cut by the sweep)."""
+        if action == Action.RECEIVE:
+            return True
+        if action != Action.SUBSCRIBE:
+            return False
+        entry = self._sessions.get(session.client_id or "")
+        handler = entry[1] if entry else None
+        who = handler.principal if isinstance(handler, _Handler) else None
+        scope = topics.subscription(topic)
+        if who is None or scope is None:
+            return False
+        if who.kind == "thing":
+            return who.id == scope.thing_id
+        return await self._can_read(who, scope)
+
+    async def _can_read(self, who: Principal, scope: topics.Subscription) -> bool:
+        try:
+            async with self.rt.db.session() as session:
+                if scope.property_id is None:
+                    await things.require(session, who, scope.thing_id, "read")
+                    return True
+                await properties.point_target(
+                    session, who, scope.thing_id, scope.property_id, "read"
+                )
+                return True
+        except AppError:
+            return False
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The MQTT listening socket, bound now so that a taken port is refused at start-up."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
