@@ -68,6 +68,7 @@ class Server:
     port: int
     data_dir: Path
     log_path: Path
+    mqtt_port: int = 0  # the embedded broker's
     token: str = ""
     _client: httpx.Client | None = None
     _bucket_id: str = ""
@@ -135,6 +136,10 @@ class Server:
             )
             targets.append(Target(str(thing["id"]), str(prop["id"])))
         return targets
+
+    def device_token(self, thing_id: str) -> str:
+        """A new device token of the thing (MQTT: username = thing id, password = this)."""
+        return str(self._post(f"/api/v1/things/{thing_id}/tokens", {"name": "bench"})["secret"])
 
     # --- looking at the server from outside -------------------------------------------------
 
@@ -301,20 +306,20 @@ def running_server(data_dir: Path, attempts: int = 3) -> Iterator[Server]:
     server: Server | None = None
     try:
         for attempt in range(attempts):
-            port = free_port()
+            port, mqtt_port = free_port(), free_port()
             log_path = data_dir / f"server-{attempt}.log"
             log_file = log_path.open("wb")
             process = subprocess.Popen(
                 thingbucket_cmd(
                     *("serve", "--port", str(port), "--data-dir", str(data_dir)),
-                    *("--mqtt-port", str(free_port())),  # 1883 may be another broker's
+                    *("--mqtt-port", str(mqtt_port)),  # 1883 may be another broker's
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-            server = Server(process, port, data_dir, log_path, _log_file=log_file)
+            server = Server(process, port, data_dir, log_path, mqtt_port, _log_file=log_file)
             try:
                 _wait_healthy(server)
                 break

@@ -16,7 +16,7 @@ from rich.console import Console
 
 import benchmarks.workloads  # registers the workloads
 from benchmarks.context import Context
-from benchmarks.core import FULL, QUICK, REGISTRY, Row, Workload, todo_row
+from benchmarks.core import FULL, QUICK, REGISTRY, Row, Workload, selects, todo_row
 from benchmarks.report import print_report, write_json
 
 assert benchmarks.workloads
@@ -49,14 +49,14 @@ def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     mode = QUICK if args.quick else FULL
-    wanted = {s.strip().upper() for s in args.only.split(",") if s.strip()}
-    unknown = wanted - REGISTRY.keys()
+    wanted = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = {x for x in wanted if not any(selects(x, id) for id in REGISTRY)}
     if unknown:
         raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
-    selected = [w for w in REGISTRY.values() if not wanted or w.id in wanted]
+    selected = [w for w in REGISTRY.values() if not wanted or any(selects(x, w.id) for x in wanted)]
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the table on one line a row
-        console = Console(width=160)
+        console = Console(width=176)
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="thingbucket-bench-"))

@@ -106,3 +106,7 @@ class Device:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # paho leaves the socket open when the broker refused or dropped the connection.
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()

@@ -74,6 +74,13 @@ class MqttSettings(BaseModel):
     port: int = Field(default=1883, ge=0, le=65535)
     url: str | None = None
     allow_anonymous: bool = False
+    # External broker mode: thingbucket's own (privileged) credentials and client id.
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    share_group: str = Field(default="thingbucket", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # "dynsec": device tokens are provisioned into Mosquitto's dynamic security plugin.
+    provision: Literal["none", "dynsec"] = "none"
 
 
 class SecuritySettings(BaseModel):

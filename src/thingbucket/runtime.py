@@ -51,7 +51,7 @@ class Runtime:
     listening_ports: list[int] = field(default_factory=list)
     # The MQTT listening socket when bound before start-up (serve does, to refuse a taken port).
     mqtt_socket: socket.socket | None = None
-    broker: Any = None  # the embedded broker while it runs (thingbucket.mqtt.broker)
+    broker: Any = None  # the embedded broker or the external ingest client while it runs
 
     async def start(self) -> None:
         from thingbucket.db.migrate import head_revision
@@ -70,9 +70,16 @@ class Runtime:
             session.add_all(rows)
 
     async def start_broker(self) -> None:
-        """The embedded MQTT broker, unless an external one is configured or MQTT is off."""
+        """The embedded MQTT broker, or the client of an external one (``mqtt.url``)."""
         mqtt = self.settings.mqtt
-        if not mqtt.enabled or mqtt.url:
+        if not mqtt.enabled:
+            return
+        if mqtt.url:
+            from thingbucket.mqtt.external import ExternalIngest
+
+            client = ExternalIngest(self)
+            await client.start()
+            self.broker = client
             return
         from thingbucket.mqtt.broker import EmbeddedBroker
 
@@ -80,6 +87,20 @@ class Runtime:
         await broker.serve(self.mqtt_socket, mqtt.host, mqtt.port)
         self.broker = broker
         log.info("MQTT broker listening on mqtt://%s:%d", mqtt.host, broker.port)
+
+    async def thing_credentials_changed(self, thing_id: str, issued_secret: str | None) -> None:
+        """After a commit that issued a device token (``issued_secret``) or cut a thing's
+        credentials (None): tell the external broker's provisioning, where there is one."""
+        dynsec = getattr(self.broker, "dynsec", None)
+        if dynsec is None:
+            return
+        try:
+            if issued_secret is not None:
+                await dynsec.token_issued(thing_id, issued_secret)
+            else:
+                await dynsec.thing_cut(thing_id)
+        except Exception as exc:  # the commit stands; the broker is told again on the next change
+            log.error("could not update the MQTT broker's credentials of %s: %s", thing_id, exc)
 
     async def close(self) -> None:
         if self.broker is not None:

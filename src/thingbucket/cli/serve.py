@@ -9,6 +9,7 @@ import logging
 import socket
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
@@ -75,7 +76,10 @@ def bind(host: str, port: int) -> socket.socket:
 def _bind_mqtt(settings: Settings) -> socket.socket | None:
     """The embedded broker's socket, bound at start-up like HTTP's, or a one-line refusal."""
     mqtt = settings.mqtt
-    if not mqtt.enabled or mqtt.url:
+    if not mqtt.enabled:
+        return None
+    if mqtt.url:
+        _check_broker(mqtt.url)
         return None
     from thingbucket.mqtt.broker import bind as bind_mqtt
 
@@ -88,6 +92,18 @@ def _bind_mqtt(settings: Settings) -> socket.socket | None:
                 "with --mqtt-port (mqtt.port), or use that broker with --mqtt-url"
             )
         fail(f"cannot listen for MQTT on {mqtt.host}:{mqtt.port}: {exc.strerror} (mqtt.port)")
+
+
+def _check_broker(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        fail("mqtt.url must look like mqtt://host:port (--mqtt-url)")
+    try:
+        socket.create_connection((parts.hostname, parts.port or 1883), timeout=5).close()
+    except OSError as exc:
+        fail(
+            f"cannot reach the MQTT broker at {parts.hostname}:{parts.port or 1883}: {exc.strerror}"
+        )
 
 
 def _summary(settings: Settings, port: int) -> str:

@@ -113,7 +113,18 @@ def edges(interval: Interval, tz_name: str, start: int, end: int, limit: int) ->
         return [first + i * width for i in range(count + 1)]
     if start < _CAL_MIN_US or end > _CAL_MAX_US:
         raise BucketError("calendar intervals need a range between the years 2 and 9997")
-    tz = zone(tz_name)
+    try:
+        return _calendar_edges(interval, zone(tz_name), start, end, limit)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, BucketError):
+            raise
+        # A multiple so large that its bucket ends past the calendar (e.g. 10000y).
+        raise BucketError(f"{interval} reaches beyond the year 9999") from None
+
+
+def _calendar_edges(
+    interval: Interval, tz: ZoneInfo, start: int, end: int, limit: int
+) -> list[int]:
     day = us_to_datetime(start).astimezone(tz).date()
     lo, hi = _calendar_bucket(day, interval)
     out = [_local_midnight_us(lo, tz)]

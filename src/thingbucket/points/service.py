@@ -13,7 +13,7 @@ from thingbucket.access.principal import Principal
 from thingbucket.ingest.decoders import decode_value
 from thingbucket.kit.pagination import decode_cursor, encode_cursor
 from thingbucket.kit.time import US_PER, Precision, us_to_epoch
-from thingbucket.kit.timebuckets import BucketError, Interval, edges
+from thingbucket.kit.timebuckets import BucketError, Interval, edges, zone
 from thingbucket.kit.timebuckets import TooManyBuckets as _TooManyBuckets
 from thingbucket.points.aggregate import (
     ANY_KIND,
@@ -321,6 +321,7 @@ async def read_aggregate(
     target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
     limit = rt.settings.limits.buckets_per_query
     try:
+        zone(q.tz)  # refused even where the interval does not use it (s, m, h)
         bucket_edges = edges(q.interval, q.tz, q.start, q.end, limit)
     except _TooManyBuckets:
         raise TooManyBuckets(

@@ -76,9 +76,9 @@ async def get_thing(thing_id: str, session: SessionDep, who: PrincipalDep) -> Th
     responses=error_responses(400, 401, 403, 404),
 )
 async def update_thing(
-    thing_id: str, body: ThingUpdate, session: SessionDep, who: PrincipalDep
+    thing_id: str, body: ThingUpdate, session: SessionDep, rt: RuntimeDep, who: PrincipalDep
 ) -> ThingOut:
-    return ThingOut.model_validate(await service.update(session, who, thing_id, body))
+    return ThingOut.model_validate(await service.update(session, rt, who, thing_id, body))
 
 
 @router.delete(
@@ -173,6 +173,6 @@ async def list_tokens(
     responses=error_responses(401, 403, 404),
 )
 async def delete_token(
-    thing_id: str, token_id: str, session: SessionDep, who: PrincipalDep
+    thing_id: str, token_id: str, session: SessionDep, rt: RuntimeDep, who: PrincipalDep
 ) -> None:
-    await service.delete_token(session, who, thing_id, token_id)
+    await service.delete_token(session, rt, who, thing_id, token_id)

@@ -14,6 +14,7 @@ from thingbucket.access.principal import Principal, Ref
 from thingbucket.buckets import service as buckets
 from thingbucket.buckets.errors import BucketNotFound
 from thingbucket.db.base import utcnow
+from thingbucket.db.engine import after_commit
 from thingbucket.kit.ids import new_id
 from thingbucket.kit.secrets import generate, listed_prefix
 from thingbucket.points.purge import purge_after_commit
@@ -95,7 +96,9 @@ async def list_visible(
     return await ThingRepository(session).list_visible(who, bucket_id, cursor, limit)
 
 
-async def update(session: AsyncSession, who: Principal, thing_id: str, body: ThingUpdate) -> Thing:
+async def update(
+    session: AsyncSession, rt: Runtime, who: Principal, thing_id: str, body: ThingUpdate
+) -> Thing:
     changes = body.model_dump(exclude_unset=True)
     # Disabling a thing cuts all its credentials, so it takes admin; other fields take write.
     action: access.Action = "admin" if "enabled" in changes else "write"
@@ -108,6 +111,7 @@ async def update(session: AsyncSession, who: Principal, thing_id: str, body: Thi
         access.record(
             session, "thing.disabled", who, org_id=thing.organization_id, target=("thing", thing.id)
         )
+        after_commit(session, lambda: rt.thing_credentials_changed(thing.id, None))
     await session.flush()
     return thing
 
@@ -120,6 +124,7 @@ async def delete(session: AsyncSession, rt: Runtime, who: Principal, thing_id: s
     access.record(
         session, "thing.deleted", who, org_id=thing.organization_id, target=("thing", thing.id)
     )
+    after_commit(session, lambda: rt.thing_credentials_changed(thing.id, None))
     await session.flush()
 
 
@@ -233,6 +238,7 @@ async def create_token(
         details={"token": token.id},
     )
     await session.flush()
+    after_commit(session, lambda: rt.thing_credentials_changed(thing.id, secret))
     return token, secret
 
 
@@ -243,7 +249,9 @@ async def list_tokens(
     return await ThingRepository(session).tokens(thing.id, cursor, limit)
 
 
-async def delete_token(session: AsyncSession, who: Principal, thing_id: str, token_id: str) -> None:
+async def delete_token(
+    session: AsyncSession, rt: Runtime, who: Principal, thing_id: str, token_id: str
+) -> None:
     thing = await require(session, who, thing_id, "manage_credentials")
     repo = ThingRepository(session)
     token = await repo.token(thing.id, token_id)
@@ -259,6 +267,7 @@ async def delete_token(session: AsyncSession, who: Principal, thing_id: str, tok
         details={"token": token.id},
     )
     await session.flush()
+    after_commit(session, lambda: rt.thing_credentials_changed(thing.id, None))
 
 
 # --- authentication -----------------------------------------------------------------------------
