@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from benchmarks.context import Context
 
-Status = Literal["pass", "fail", "n/a", "error", "todo"]
+Status = Literal["pass", "fail", "n/a", "skipped", "error", "todo"]
 
 
 @dataclass(frozen=True, slots=True)

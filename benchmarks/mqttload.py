@@ -7,6 +7,11 @@ clock starts. A warm-up phase is published and acknowledged first; the timed pha
 first publish to the last PUBACK. It sends only to 127.0.0.1, publishes a fixed number of
 messages, stops by itself after the last PUBACK or at ``deadline_s``, and prints one JSON result.
 
+Through an external broker a PUBACK is the broker's receipt, not a commit. With ``commit_url``
+(thingbucket's ``/metrics``) each phase therefore also waits, polling every ``poll_interval_s``
+after its last PUBACK, until ``thingbucket_ingested_samples_total`` has grown by the phase's
+samples; the timed phase then runs from the first publish to the first poll that sees them all.
+
 ``python -m benchmarks.mqttload --stock-broker`` instead runs a stock amqtt broker (ack on receipt,
 anonymous, nothing stored) on a free loopback port: the reference the embedded broker is compared
 with. It prints ``listening <port>`` and runs until its standard input closes.
@@ -29,12 +34,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks.load import PROJECT_ROOT, batch_rows
+from benchmarks.server import ingested_samples
 
 HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 10.0
@@ -59,6 +67,8 @@ class MqttLoadSpec:
     in_flight: int = 20  # paho's window per publisher
     seed: int = 1
     deadline_s: float = 120.0
+    commit_url: str = ""  # thingbucket's /metrics: phases end at the commit, not the PUBACK
+    poll_interval_s: float = 0.01
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -76,10 +86,18 @@ class MqttLoadResult:
     acked_messages: int  # timed messages acknowledged
     acked_total: int  # all acknowledged messages, warm-up included
     samples: int  # samples in acknowledged timed messages
-    elapsed_s: float  # first timed publish to last timed PUBACK
+    elapsed_s: float  # first timed publish to last timed PUBACK (commit_url: to the commit)
     errors: list[str] = field(default_factory=list)
     cpu_s: float = 0.0  # user + system CPU of the load generator during the timed phase
     generate_s: float = 0.0  # building the bodies (not timed)
+    ack_elapsed_s: float = 0.0  # first timed publish to last timed PUBACK
+    committed_samples: int = 0  # commit_url: growth of the counter over the timed phase
+    committed_total: int = 0  # commit_url: growth of the counter over both phases
+    polls: int = 0  # commit_url: /metrics requests during the timed phase
+
+    @property
+    def ack_samples_per_s(self) -> float:
+        return self.samples / self.ack_elapsed_s if self.ack_elapsed_s > 0 else 0.0
 
     @property
     def samples_per_s(self) -> float:
@@ -181,6 +199,41 @@ def _publish_phase(
     return True
 
 
+class _CommitWatch:
+    """Polls thingbucket's committed-samples counter (``/metrics``) over one connection."""
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        parts = urlsplit(url)
+        if parts.hostname != HOST:
+            raise RuntimeError(f"commit_url must be on {HOST}: {url}")
+        self.url = url
+        self.interval = interval_s
+        self.client = httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        self.polls = 0
+
+    def value(self) -> int:
+        self.polls += 1
+        answer = self.client.get(self.url)
+        answer.raise_for_status()
+        return ingested_samples(answer.text)
+
+    def wait(self, target: int, deadline: float, errors: list[str]) -> tuple[int, float] | None:
+        """(counter, perf_counter when seen) once the counter reaches ``target``; None at the
+        deadline."""
+        while True:
+            seen = self.value()
+            now = time.perf_counter()
+            if seen >= target:
+                return seen, now
+            if time.monotonic() + self.interval > deadline:
+                errors.append(f"deadline reached: {seen} of {target} samples committed")
+                return None
+            time.sleep(self.interval)
+
+    def close(self) -> None:
+        self.client.close()
+
+
 def run(spec: MqttLoadSpec) -> MqttLoadResult:
     deadline = time.monotonic() + spec.deadline_s
     gen_started = time.perf_counter()
@@ -193,10 +246,14 @@ def run(spec: MqttLoadSpec) -> MqttLoadResult:
     ]
     generate_s = time.perf_counter() - gen_started
     publishers = [_Publisher(spec, p) for p in spec.publishers]
+    watch = _CommitWatch(spec.commit_url, spec.poll_interval_s) if spec.commit_url else None
     errors: list[str] = []
-    elapsed = cpu = 0.0
-    ok = False
+    elapsed = ack_elapsed = cpu = 0.0
+    base = committed = timed_base = polls = 0
+    ok = warmed = False
     try:
+        if watch is not None:
+            base = watch.value()
         for p in publishers:
             p.connect(spec.port)
         for p in publishers:
@@ -204,17 +261,36 @@ def run(spec: MqttLoadSpec) -> MqttLoadResult:
                 raise RuntimeError(f"{p.topic}: CONNACK {p.connack}")
         warm = [b[: spec.warmup_messages] for b in bodies]
         timed = [b[spec.warmup_messages :] for b in bodies]
-        if _publish_phase(publishers, warm, deadline, errors):
+        per_phase = len(publishers) * spec.points
+        warmed = _publish_phase(publishers, warm, deadline, errors)
+        if warmed and watch is not None:
+            seen = watch.wait(base + spec.warmup_messages * per_phase, deadline, errors)
+            warmed = seen is not None
+            committed = timed_base = seen[0] if seen is not None else 0
+        if warmed:
+            polls0 = watch.polls if watch is not None else 0
             cpu0, t0 = _cpu(), time.perf_counter()
             ok = _publish_phase(publishers, timed, deadline, errors)
-            cpu = _cpu() - cpu0
             last = max(p.last_ack for p in publishers)
-            elapsed = (last if ok else time.perf_counter()) - t0
-    except (OSError, RuntimeError) as exc:
+            ack_elapsed = (last if ok else time.perf_counter()) - t0
+            elapsed = ack_elapsed
+            if ok and watch is not None:
+                target = timed_base + spec.messages_per_publisher * per_phase
+                seen = watch.wait(target, deadline, errors)
+                ok = seen is not None
+                if seen is not None:
+                    committed, elapsed = seen[0], seen[1] - t0
+                else:
+                    committed, elapsed = watch.value(), time.perf_counter() - t0
+                polls = watch.polls - polls0
+            cpu = _cpu() - cpu0
+    except (OSError, RuntimeError, httpx.HTTPError) as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         for p in publishers:
             p.stop()
+        if watch is not None:
+            watch.close()
     acked_total = sum(p.acked for p in publishers)
     acked_timed = max(0, acked_total - spec.warmup_messages * len(publishers))
     return MqttLoadResult(
@@ -226,6 +302,10 @@ def run(spec: MqttLoadSpec) -> MqttLoadResult:
         errors=errors[:10],
         cpu_s=cpu,
         generate_s=generate_s,
+        ack_elapsed_s=ack_elapsed,
+        committed_samples=max(0, committed - timed_base) if watch is not None and warmed else 0,
+        committed_total=max(0, committed - base) if watch is not None else 0,
+        polls=polls,
     )
 
 

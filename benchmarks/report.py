@@ -18,7 +18,14 @@ from rich.table import Table
 from benchmarks.core import Mode, Row
 
 RESULTS_DIR = Path(__file__).parent / "results"
-STYLE = {"pass": "green", "fail": "red", "error": "bold red", "n/a": "yellow", "todo": "dim"}
+STYLE = {
+    "pass": "green",
+    "fail": "red",
+    "error": "bold red",
+    "n/a": "yellow",
+    "skipped": "yellow",
+    "todo": "dim",
+}
 
 
 def _cpu_model() -> str:

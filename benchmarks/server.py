@@ -38,6 +38,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+INGESTED = "thingbucket_ingested_samples_total "
+
+
+def ingested_samples(metrics_text: str) -> int:
+    """The committed-samples counter in a ``/metrics`` answer."""
+    for line in metrics_text.splitlines():
+        if line.startswith(INGESTED):
+            return int(float(line.split()[1]))
+    raise ServerError("no thingbucket_ingested_samples_total in /metrics")
+
+
 def child_env(secret_key: str) -> dict[str, str]:
     """The parent's environment without THINGBUCKET_* settings, plus the benchmark's own."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("THINGBUCKET_")}
@@ -68,7 +79,7 @@ class Server:
     port: int
     data_dir: Path
     log_path: Path
-    mqtt_port: int = 0  # the embedded broker's
+    mqtt_port: int = 0  # the embedded broker's (0 in external broker mode)
     token: str = ""
     _client: httpx.Client | None = None
     _bucket_id: str = ""
@@ -166,6 +177,10 @@ class Server:
                 f"SELECT count(*) FROM samples_num WHERE series_id IN ({marks})", tuple(series)
             ).fetchone()
             return int(row[0])
+
+    def ingested_samples(self) -> int:
+        """``thingbucket_ingested_samples_total`` of ``/metrics``: samples the writer committed."""
+        return ingested_samples(self.client.get("/metrics").text)
 
     def _processes(self) -> list[psutil.Process]:
         proc = psutil.Process(self.pid)
@@ -295,24 +310,49 @@ def _token(server: Server, email: str, password: str) -> str:
     return str(response.json()["access_token"])
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalBroker:
+    """External broker mode: ``--mqtt-url`` and thingbucket's privileged credentials there."""
+
+    url: str  # mqtt://127.0.0.1:<port>
+    username: str
+    password: str
+    provision: str = "dynsec"  # device tokens are provisioned into Mosquitto's dynsec
+
+    def env(self) -> dict[str, str]:
+        return {
+            "THINGBUCKET_MQTT__USERNAME": self.username,
+            "THINGBUCKET_MQTT__PASSWORD": self.password,
+            "THINGBUCKET_MQTT__PROVISION": self.provision,
+        }
+
+
 @contextmanager
-def running_server(data_dir: Path, attempts: int = 3) -> Iterator[Server]:
+def running_server(
+    data_dir: Path, attempts: int = 3, broker: ExternalBroker | None = None
+) -> Iterator[Server]:
     """A server on SQLite in ``data_dir`` with an admin person and its access token; always
-    stopped on the way out."""
+    stopped on the way out. With ``broker``, in external broker mode (no embedded broker)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(secrets.token_urlsafe(48))
+    if broker is not None:
+        env.update(broker.env())
     email, password = "bench@example.com", secrets.token_urlsafe(24)
     _create_user(data_dir, env, email, password)
     server: Server | None = None
     try:
         for attempt in range(attempts):
-            port, mqtt_port = free_port(), free_port()
+            port = free_port()
+            if broker is None:
+                mqtt_port = free_port()
+                mqtt_args = ("--mqtt-port", str(mqtt_port))  # 1883 may be another broker's
+            else:
+                mqtt_port, mqtt_args = 0, ("--mqtt-url", broker.url)
             log_path = data_dir / f"server-{attempt}.log"
             log_file = log_path.open("wb")
             process = subprocess.Popen(
                 thingbucket_cmd(
-                    *("serve", "--port", str(port), "--data-dir", str(data_dir)),
-                    *("--mqtt-port", str(mqtt_port)),  # 1883 may be another broker's
+                    *("serve", "--port", str(port), "--data-dir", str(data_dir)), *mqtt_args
                 ),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,

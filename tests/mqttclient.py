@@ -24,6 +24,8 @@ class Device:
     username: str | None = None
     password: str | None = None
     client_id: str = ""
+    transport: str = "tcp"  # or "websockets"
+    ca_file: str | None = None  # TLS, verifying the broker against this certificate
     client: mqtt.Client = field(init=False)
     messages: list[Received] = field(default_factory=list)
     connack: int | None = None
@@ -38,7 +40,10 @@ class Device:
             client_id=self.client_id,
             protocol=mqtt.MQTTv311,
             reconnect_on_failure=False,
+            transport="websockets" if self.transport == "websockets" else "tcp",
         )
+        if self.ca_file is not None:
+            self.client.tls_set(ca_certs=self.ca_file)
         self.client.max_inflight_messages_set(20)
         self.client.max_queued_messages_set(0)
         if self.username is not None:

@@ -12,6 +12,7 @@ from thingbucket import __version__
 from thingbucket.accounts.api import router as accounts_router
 from thingbucket.buckets.api import router as buckets_router
 from thingbucket.config import Settings, load_settings
+from thingbucket.mqtt.api import router as mqtt_router
 from thingbucket.points.api import router as points_router
 from thingbucket.properties.api import router as properties_router
 from thingbucket.runtime import Runtime, build_runtime
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         things_router,
         properties_router,
         points_router,
+        mqtt_router,
     ):
         app.include_router(router)
     check_policies(app)

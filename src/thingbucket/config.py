@@ -74,6 +74,12 @@ class MqttSettings(BaseModel):
     port: int = Field(default=1883, ge=0, le=65535)
     url: str | None = None
     allow_anonymous: bool = False
+    # Embedded broker: MQTT over TLS on tls_port when a certificate is given, and MQTT over
+    # WebSocket (subprotocol "mqtt") on ws_port when set; both bind ``host`` like the main port.
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    tls_port: int = Field(default=8883, ge=0, le=65535)
+    ws_port: int | None = Field(default=None, ge=0, le=65535)
     # External broker mode: thingbucket's own (privileged) credentials and client id.
     username: str | None = None
     password: SecretStr | None = None
@@ -81,6 +87,9 @@ class MqttSettings(BaseModel):
     share_group: str = Field(default="thingbucket", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # "dynsec": device tokens are provisioned into Mosquitto's dynamic security plugin.
     provision: Literal["none", "dynsec"] = "none"
+    # Brokers that ask thingbucket (EMQX HTTP auth/authz): the hooks' shared secret. Without it
+    # the hooks answer loopback clients only.
+    hook_secret: SecretStr | None = None
 
 
 class SecuritySettings(BaseModel):
@@ -253,6 +262,10 @@ def is_loopback(host: str) -> bool:
 def refusals(settings: Settings) -> list[str]:
     """Configurations of security.md §6 that must stop the server before it binds anything."""
     problems: list[str] = []
+    for name in ("certfile", "keyfile"):
+        path = getattr(settings.mqtt, name)
+        if path is not None and not path.is_file():
+            problems.append(f"mqtt.{name} {path} is not a readable file")
     sec = settings.security
     if sec.secret_key is not None:
         value = sec.secret_key.get_secret_value()

@@ -87,6 +87,10 @@ class Runtime:
         await broker.serve(self.mqtt_socket, mqtt.host, mqtt.port)
         self.broker = broker
         log.info("MQTT broker listening on mqtt://%s:%d", mqtt.host, broker.port)
+        if broker.tls_port is not None:
+            log.info("MQTT over TLS on mqtts://%s:%d", mqtt.host, broker.tls_port)
+        if broker.ws_port is not None:
+            log.info("MQTT over WebSocket on ws://%s:%d", mqtt.host, broker.ws_port)
 
     async def thing_credentials_changed(self, thing_id: str, issued_secret: str | None) -> None:
         """After a commit that issued a device token (``issued_secret``) or cut a thing's

@@ -4,19 +4,29 @@ live relay and revocation, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
+from asgi_lifespan import LifespanManager
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
+from conftest import base_settings
 from helpers import Account, Setup, make_person, make_property, make_setup, make_thing
 from mqttclient import Device
-from thingbucket.runtime import Runtime
+from thingbucket.app import create_app
+from thingbucket.db.engine import Database
+from thingbucket.db.migrate import upgrade_head
+from thingbucket.runtime import Runtime, build_runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 AUDIENCE = "http://127.0.0.1:8000"
@@ -237,3 +247,65 @@ async def test_a_revoked_token_cuts_its_live_session_within_5_s(
     again = await device(rt, thing["id"], token["secret"])
     assert await asyncio.to_thread(again.connect) == NOT_AUTHORIZED
     await asyncio.to_thread(again.close)
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here (no network, no openssl binary)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certfile, keyfile
+
+
+async def test_tls_and_websocket_listeners_take_the_same_devices(tmp_path: Path) -> None:
+    certfile, keyfile = _self_signed(tmp_path)
+    settings = base_settings(
+        tmp_path / "data",
+        mqtt={"port": 0, "certfile": certfile, "keyfile": keyfile, "tls_port": 0, "ws_port": 0},
+    )
+    (tmp_path / "data").mkdir()
+    db = Database(settings)
+    await upgrade_head(db)
+    await db.dispose()
+    rt = build_runtime(settings)
+    app = create_app(runtime=rt)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            s = await make_setup(c, rt)
+            secret = (await token_for(c, s.owner, s.thing["id"]))["secret"]
+            t = now_ms() - 1000
+            for i, d in enumerate(
+                [
+                    Device(rt.broker.tls_port, s.thing["id"], secret, ca_file=str(certfile)),
+                    Device(rt.broker.ws_port, s.thing["id"], secret, transport="websockets"),
+                ]
+            ):
+                assert await asyncio.to_thread(d.connect) == 0
+                body = orjson.dumps({"points": [[t + i, i, i, i]]})
+                await asyncio.to_thread(d.publish_all, topic_of(s), [body])
+                await asyncio.to_thread(d.close)
+            assert await rows(c, s, t - 1) == [[t, 0.0, 0.0, 0.0], [t + 1, 1.0, 1.0, 1.0]]

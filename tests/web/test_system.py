@@ -75,7 +75,9 @@ async def test_every_route_declares_a_policy_and_is_in_the_openapi_document(
             operation = spec["paths"][path][method.lower()]
             assert POLICY_KEY in operation
             declared = set(operation["responses"])
-            if path.startswith("/api/v1/") and path != "/api/v1/auth/token":
+            # The token endpoint and the broker hooks take no principal, so never answer 401.
+            open_routes = path == "/api/v1/auth/token" or path.startswith("/api/v1/mqtt/")
+            if path.startswith("/api/v1/") and not open_routes:
                 assert "401" in declared, f"{method} {path}"
 
 

@@ -221,6 +221,11 @@ async def refresh(session: AsyncSession, rt: Runtime, refresh_token: str) -> Tok
     return pair
 
 
+async def lookup_person(session: AsyncSession, person_id: str) -> Person | None:
+    """A person by id, for an identity already vouched for (an external broker's ACL hook)."""
+    return await AccountRepository(session).person(person_id)
+
+
 def principal_for(person: Person, token: PersonToken | None = None) -> Principal:
     return Principal(
         kind="person",

@@ -17,8 +17,10 @@ import logging
 import re
 import secrets
 import socket
+import ssl
 from typing import Any
 
+import websockets.asyncio.server
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BrokerConfig, ListenerConfig, ListenerType
@@ -26,14 +28,13 @@ from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.mqtt.publish import PublishPacket
 from amqtt.session import Session
+from websockets.asyncio.server import ServerConnection
+from websockets.typing import Subprotocol
 
-from thingbucket import credentials
 from thingbucket.access.principal import Principal
 from thingbucket.errors import AppError
-from thingbucket.mqtt import ingest, topics
-from thingbucket.properties import service as properties
+from thingbucket.mqtt import ingest, rules
 from thingbucket.runtime import Runtime
-from thingbucket.things import service as things
 
 log = logging.getLogger(__name__)
 LISTENER = "default"
@@ -101,8 +102,11 @@ class EmbeddedBroker(Broker):
         self.rt = rt
         self.loop = asyncio.get_running_loop()
         self._server: asyncio.Server | None = None
+        self._extra: list[Any] = []  # the TLS and WebSocket servers, when configured
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
+        self.tls_port: int | None = None
+        self.ws_port: int | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -113,10 +117,31 @@ class EmbeddedBroker(Broker):
             sock = bind(host, port)
         self._server = await asyncio.start_server(self._connected, sock=sock)
         self.port = sock.getsockname()[1]
+        mqtt = self.rt.settings.mqtt
+        if mqtt.certfile is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(mqtt.certfile, mqtt.keyfile)
+            tls = await asyncio.start_server(self._connected, host, mqtt.tls_port, ssl=context)
+            self._extra.append(tls)
+            self.tls_port = tls.sockets[0].getsockname()[1]
+        if mqtt.ws_port is not None:
+            ws = await websockets.asyncio.server.serve(
+                self._ws_connected, host, mqtt.ws_port, subprotocols=[Subprotocol("mqtt")]
+            )
+            self._extra.append(ws)
+            self.ws_port = next(iter(ws.sockets)).getsockname()[1]
         self._sweeper = asyncio.create_task(self._sweep(), name="thingbucket-mqtt-sweep")
+
+    @property
+    def connected(self) -> bool:
+        """Serving: the listener is open (the name matches the external client's)."""
+        return self._server is not None and self._server.is_serving()
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await self.stream_connected(reader, writer, LISTENER)
+
+    async def _ws_connected(self, websocket: ServerConnection) -> None:
+        await self.ws_connected(websocket, LISTENER)
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -125,6 +150,8 @@ class EmbeddedBroker(Broker):
                 await self._sweeper
         if self._server is not None:
             self._server.close()
+        for server in self._extra:
+            server.close()
         for _session, handler in list(self._sessions.values()):
             if isinstance(handler, _Handler):
                 await handler._close()
@@ -216,22 +243,7 @@ class EmbeddedBroker(Broker):
         return True  # decided in _initialize_client_session; refused sessions never get here
 
     async def _authenticate_connect(self, session: Session) -> Principal | None:
-        """username = thing id with a device token or thing JWT as password, or a person id with
-        a personal access token (to subscribe)."""
-        username, password = session.username, session.password
-        if not username or not password:
-            return None
-        try:
-            principal = await credentials.authenticate_cached(self.rt, password)
-        except AppError:
-            return None
-        if principal is None or principal.id != username:
-            return None
-        if principal.kind == "thing" or (
-            principal.kind == "person" and principal.credential_kind == "personal"
-        ):
-            return principal
-        return None
+        return await rules.connect_principal(self.rt, session.username, session.password)
 
     async def _sweep(self) -> None:
         """Close live sessions whose credential was revoked or has expired."""
@@ -261,25 +273,7 @@ class EmbeddedBroker(Broker):
         entry = self._sessions.get(session.client_id or "")
         handler = entry[1] if entry else None
         who = handler.principal if isinstance(handler, _Handler) else None
-        scope = topics.subscription(topic)
-        if who is None or scope is None:
-            return False
-        if who.kind == "thing":
-            return who.id == scope.thing_id
-        return await self._can_read(who, scope)
-
-    async def _can_read(self, who: Principal, scope: topics.Subscription) -> bool:
-        try:
-            async with self.rt.db.session() as session:
-                if scope.property_id is None:
-                    await things.require(session, who, scope.thing_id, "read")
-                    return True
-                await properties.point_target(
-                    session, who, scope.thing_id, scope.property_id, "read"
-                )
-                return True
-        except AppError:
-            return False
+        return who is not None and await rules.may_subscribe(self.rt, who, topic)
 
 
 def bind(host: str, port: int) -> socket.socket:

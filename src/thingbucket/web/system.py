@@ -18,8 +18,11 @@ router = APIRouter(route_class=StrictRoute, tags=["system"])
 
 @router.get("/healthz", openapi_extra=policy(OPEN, "-"), responses=error_responses(503))
 async def healthz(rt: RuntimeDep) -> Response:
-    """200 ``{"status":"ok"}`` when the database answers and its schema is at head, else 503."""
+    """200 ``{"status":"ok"}`` when the database answers with its schema at head and the MQTT
+    broker (embedded or external) is up, else 503."""
     checks = {"database": "ok", "migrations": "ok"}
+    if rt.settings.mqtt.enabled:
+        checks["mqtt"] = "ok" if rt.broker is not None and rt.broker.connected else "unavailable"
     try:
         await rt.db.ping(timeout=2.0)
         if await current_revision(rt.db) != rt.schema_head:
