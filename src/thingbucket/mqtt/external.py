@@ -136,16 +136,12 @@ class ExternalIngest:
     async def _consume(self, client: aiomqtt.Client) -> None:
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending: set[asyncio.Task[None]] = set()
-        import os
-        window = asyncio.Semaphore(int(os.environ.get("EXP_WINDOW", "100")))
         async for message in client.messages:
             if self.dynsec is not None and self.dynsec.take(message):
                 continue
-            await window.acquire()
             task = asyncio.create_task(self._handle(client, message, failed))
             pending.add(task)
             task.add_done_callback(pending.discard)
-            task.add_done_callback(lambda _t: window.release())
             if failed.done():
                 break
         for task in list(pending):

@@ -78,30 +78,18 @@ async def read_raw(
     start, end = _window(query)
     if len(target.series) == 1 and target.series[0].kind in _PLAIN:
         return await _read_one(session, rt, target, start, end, query)
-    per_series = []
-    for s in target.series:
-        rows = await rt.samples.read(
+    per_series = [
+        await rt.samples.read(
             session, table_for(s.kind), s.id, start, end, query.limit + 1, query.descending
         )
-        per_series.append((s.kind, rows))
-    stamps: set[int] = set()
-    for _, rows in per_series:
-        stamps.update(ts for ts, _ in rows)
-    ordered = sorted(stamps, reverse=query.descending)
+        for s in target.series
+    ]
+    ordered = sorted({ts for rows in per_series for ts, _ in rows}, reverse=query.descending)
     next_cursor = None
     if len(ordered) > query.limit:
         ordered = ordered[: query.limit]
         next_cursor = encode_cursor(ordered[-1], int(query.descending))
-    width = len(target.series)
-    position = {ts: i for i, ts in enumerate(ordered)}
-    prec = query.precision
-    table = [[us_to_epoch(ts, prec)] + [None] * width for ts in ordered]
-    for column, (kind, rows) in enumerate(per_series, start=1):
-        plain = kind in ("number", "text", "media")
-        for ts, value in rows:
-            i = position.get(ts)
-            if i is not None:
-                table[i][column] = value if plain else decode_value(kind, value)
+    table = _table(target.series, per_series, ordered, US_PER[query.precision])
     return RawAnswer(
         property_id=target.property_id,
         dimensions=list(target.dimensions),
@@ -240,11 +228,21 @@ def _merge(
     factor: int,
 ) -> list[list[Any]]:
     stamps = sorted({ts for rows in per_series for ts, _ in rows if ts <= horizon})
+    return _table(series, per_series, stamps, factor)
+
+
+def _table(
+    series: Sequence[SeriesInfo],
+    per_series: Sequence[Sequence[tuple[int, Any]]],
+    stamps: Sequence[int],
+    factor: int,
+) -> list[list[Any]]:
+    """Rows ``[ts, v1, ...]`` at these timestamps from each series' ``(ts, value)`` samples."""
     position = {ts: i for i, ts in enumerate(stamps)}
     epoch = _epoch(factor)
     table: list[list[Any]] = [[epoch(ts)] + [None] * len(series) for ts in stamps]
     for column, (s, rows) in enumerate(zip(series, per_series, strict=True), start=1):
-        plain = s.kind in ("number", "text", "media")
+        plain = s.kind in _PLAIN
         for ts, value in rows:
             i = position.get(ts)
             if i is not None:
