@@ -16,6 +16,7 @@ from thingbucket.mqtt.api import router as mqtt_router
 from thingbucket.points.api import router as points_router
 from thingbucket.properties.api import router as properties_router
 from thingbucket.runtime import Runtime, build_runtime
+from thingbucket.sharing.api import router as sharing_router
 from thingbucket.things.api import router as things_router
 from thingbucket.web import errors
 from thingbucket.web.middleware import GuardMiddleware
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         things_router,
         properties_router,
         points_router,
+        sharing_router,
         mqtt_router,
     ):
         app.include_router(router)

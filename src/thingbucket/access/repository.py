@@ -94,3 +94,9 @@ async def delete_grants_on(session: AsyncSession, resources: list[tuple[str, str
             )
         )
     )
+
+
+async def delete_grants_to(session: AsyncSession, subject_kind: str, subject_id: str) -> None:
+    await session.execute(
+        sa.delete(Grant).where(Grant.subject_kind == subject_kind, Grant.subject_id == subject_id)
+    )

@@ -9,7 +9,16 @@ from thingbucket.access.audit import record
 from thingbucket.access.policy import can, require, visible_filter
 from thingbucket.access.principal import Action, Principal, Ref
 
-__all__ = ["Action", "can", "forget", "give_creator_admin", "record", "require", "visible_filter"]
+__all__ = [
+    "Action",
+    "can",
+    "forget",
+    "forget_subject",
+    "give_creator_admin",
+    "record",
+    "require",
+    "visible_filter",
+]
 
 
 def give_creator_admin(session: AsyncSession, who: Principal, ref: Ref) -> None:
@@ -34,3 +43,8 @@ def give_creator_admin(session: AsyncSession, who: Principal, ref: Ref) -> None:
 async def forget(session: AsyncSession, resources: list[tuple[str, str]]) -> None:
     """Drop the grants on deleted resources."""
     await repo.delete_grants_on(session, resources)
+
+
+async def forget_subject(session: AsyncSession, kind: str, subject_id: str) -> None:
+    """Drop the grants made to a deleted subject (a group)."""
+    await repo.delete_grants_to(session, kind, subject_id)

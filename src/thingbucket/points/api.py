@@ -25,7 +25,7 @@ from thingbucket.points.aggregate import FUNCTIONS, Function
 from thingbucket.points.errors import InvalidAggregate, InvalidRange
 from thingbucket.points.formats import csv_line, csv_lines, ndjson_lines
 from thingbucket.points.service import AggQuery, RawQuery
-from thingbucket.web.deps import PrincipalDep, RuntimeDep, SessionDep
+from thingbucket.web.deps import MaybePrincipalDep, PrincipalDep, RuntimeDep, SessionDep
 from thingbucket.web.responses import ORJSONResponse, error_responses
 from thingbucket.web.routing import StrictRoute, policy
 
@@ -257,7 +257,7 @@ async def read_points(
     request: Request,
     session: SessionDep,
     rt: RuntimeDep,
-    who: PrincipalDep,
+    who: MaybePrincipalDep,
     from_: Annotated[str | None, Query(alias="from", max_length=64)] = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 100_000,

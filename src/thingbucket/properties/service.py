@@ -389,3 +389,11 @@ async def id_by_name(
         raise PropertyNotFound()
     made = await create(session, who, thing_id, PropertyCreate(name=name, type=type_id))
     return made.id
+
+
+async def ref_visible(session: AsyncSession, who: Principal, property_id: str) -> Ref:
+    """The place in the tree of a property visible to ``who`` (whatever its thing)."""
+    prop = await PropertyRepository(session).visible(who, property_id)
+    if prop is None:
+        raise PropertyNotFound()
+    return property_ref(prop)

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from thingbucket.errors import AppError, ErrorKind
+from thingbucket.errors import AppError, ErrorKind, Unauthenticated
 from thingbucket.web.responses import ORJSONResponse, error_body
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,13 @@ def render(exc: AppError) -> Response:
     )
 
 
-async def _app_error(_request: Request, exc: Exception) -> Response:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    who = getattr(request.state, "principal", None)
+    if exc.kind == "not_found" and who is not None and who.kind == "anonymous":
+        # Routes open to public grants take anonymous callers; what is not public answers them
+        # as every other route does without credentials.
+        return render(Unauthenticated())
     return render(exc)
 
 

@@ -1,0 +1,1 @@
+"""Sharing: grants and groups management, above every package whose resources can be shared."""
