@@ -93,6 +93,9 @@ def pg_url() -> Iterator[str]:
 
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.needs_pg)]
+# The shared apps see every login, sign-up and bad-credential case of the suite from 127.0.0.1:
+# their per-address limit is raised (security.md §5.5); the other limits keep their defaults.
+SUITE_RATELIMIT = {"address_per_s": 100_000, "address_burst": 100_000}
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -102,7 +105,7 @@ def backend_settings(
     """Settings of a migrated database on each backend (one per test session)."""
     data_dir = tmp_path_factory.mktemp(f"data-{request.param}")
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    settings = base_settings(data_dir, url)
+    settings = base_settings(data_dir, url, ratelimit=SUITE_RATELIMIT)
 
     async def migrate() -> None:
         db = Database(settings)

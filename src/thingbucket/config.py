@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "THINGBUCKET_"
@@ -126,6 +126,38 @@ class LimitsSettings(BaseModel):
     json_depth: int = 32
 
 
+class RateLimitSettings(BaseModel):
+    """Token buckets of security.md §5.5: requests per second and the burst a bucket holds.
+
+    A rate of 0 turns that bucket off (a warning beyond loopback, §6 row 16). Buckets are kept per
+    process; ``max_buckets`` bounds their memory (full buckets are forgotten first).
+    """
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    # Per API key, access token or personal token.
+    credential_per_s: float = Field(default=500.0, ge=0)
+    credential_burst: int = Field(default=1000, ge=1)
+    # Per thing (its device tokens and JWTs together).
+    thing_per_s: float = Field(default=200.0, ge=0)
+    thing_burst: int = Field(default=1000, ge=1)
+    # Per organization: all its API keys and things together.
+    organization_per_s: float = Field(default=1000.0, ge=0)
+    organization_burst: int = Field(default=2000, ge=1)
+    # Per source address: anonymous requests and failed authentications.
+    address_per_s: float = Field(default=100.0, ge=0)
+    address_burst: int = Field(default=200, ge=1)
+    max_buckets: int = Field(default=100_000, ge=100)
+
+    def rates_off(self) -> list[str]:
+        """The buckets a rate of 0 turns off."""
+        return [
+            name
+            for name in ("credential", "thing", "organization", "address")
+            if getattr(self, f"{name}_per_s") == 0
+        ]
+
+
 class IngestSettings(BaseModel):
     queue_max_samples: int = Field(default=50_000, ge=1)
     # How many queued samples one SQLite transaction may take from the queue (group commit).
@@ -151,6 +183,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
@@ -295,6 +328,19 @@ def refusals(settings: Settings) -> list[str]:
         problems.append("security.argon2_* parameters are below m=19456 KiB, t=2, p=1; raise them")
     problems.extend(_database_url_refusals(settings))
     return problems
+
+
+def warnings(settings: Settings) -> list[str]:
+    """Configurations of security.md §6 that start but are logged as a warning at every start."""
+    found: list[str] = []
+    off = settings.ratelimit.rates_off()
+    if off and not is_loopback(settings.server.host):
+        names = ", ".join(f"ratelimit.{name}_per_s" for name in off)
+        found.append(
+            f"{names} = 0 turns that rate limit off while HTTP binds beyond loopback "
+            f"({settings.server.host})"
+        )
+    return found
 
 
 def _database_url_refusals(settings: Settings) -> list[str]:

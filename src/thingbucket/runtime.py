@@ -16,10 +16,12 @@ from sqlalchemy.engine import make_url
 from thingbucket.access.audit import AuditAggregator
 from thingbucket.access.models import AuditEvent
 from thingbucket.access.principal import Principal
+from thingbucket.access.ratelimit import RateLimiter
 from thingbucket.access.usage import UsageTracker
 from thingbucket.accounts.passwords import Passwords
 from thingbucket.accounts.throttle import LoginThrottle
 from thingbucket.config import Settings, is_loopback, resolve_secret_key
+from thingbucket.config import warnings as config_warnings
 from thingbucket.db.engine import Database, sqlite_pragmas
 from thingbucket.kit.secrets import Digester
 from thingbucket.kit.ttlcache import TtlCache
@@ -44,6 +46,8 @@ class Runtime:
     audit: AuditAggregator
     metrics: Metrics
     usage: UsageTracker = field(default_factory=UsageTracker)
+    # Request rate limits (security.md §5.5), kept in this process.
+    ratelimit: RateLimiter = field(default_factory=RateLimiter)
     schema_head: str = ""
     # Credentials (by SHA-256 of the presented secret) and point targets, each at most 1 s old.
     auth_cache: TtlCache[bytes, Principal] = field(default_factory=TtlCache)
@@ -57,6 +61,8 @@ class Runtime:
         from thingbucket.db.migrate import head_revision
 
         self.schema_head = head_revision()
+        for warning in config_warnings(self.settings):
+            log.warning("%s", warning)
         await self.writer.start()
         self.writer.hooks.append(self._count_samples)
         self.audit.start(self._write_audit)
@@ -168,4 +174,5 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         audit=AuditAggregator(),
         metrics=Metrics(),
+        ratelimit=RateLimiter(settings.ratelimit),
     )

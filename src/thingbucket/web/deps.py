@@ -9,10 +9,11 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.access.principal import ANONYMOUS, Principal
-from thingbucket.errors import Unauthenticated
+from thingbucket.errors import Invalid, Unauthenticated
 from thingbucket.kit.pagination import check_limit
 from thingbucket.runtime import Runtime
 from thingbucket.web.auth import authenticate_request
+from thingbucket.web.ratelimit import limit_address, limit_principal
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -33,10 +34,18 @@ SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
 async def _principal(request: Request, rt: RuntimeDep) -> Principal:
+    """The caller, once per request, after its rate limits (security.md §5.5): a refused request
+    answers 429 before its handler runs; a credential that fails counts against its address."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is None:
-        cached = await authenticate_request(rt, request)
+        try:
+            cached = await authenticate_request(rt, request)
+        except (Unauthenticated, Invalid):
+            await limit_address(rt, request.scope)
+            raise
         request.state.principal = cached
+        if cached.kind != "anonymous":
+            await limit_principal(rt, request.scope, cached)
     return cached
 
 

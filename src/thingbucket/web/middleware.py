@@ -1,5 +1,6 @@
-"""The HTTP guard: limits before parsing, decompression with ratio limits, request ids, headers,
-the access log (redacted) and latency metrics. A pure ASGI middleware, so nothing is buffered twice.
+"""The HTTP guard: the per-address rate limit of anonymous requests and the ``X-RateLimit-*``
+headers, limits before parsing, decompression with ratio limits, request ids, headers, the access
+log (redacted) and latency metrics. A pure ASGI middleware, so nothing is buffered twice.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from thingbucket.access.audit import RequestInfo, request_info
@@ -18,6 +19,10 @@ from thingbucket.errors import AppError, Invalid, TooLarge, UnsupportedMedia
 from thingbucket.kit.redact import SECRET_QUERY, redact_path, redact_query
 from thingbucket.metrics import Metrics
 from thingbucket.web.errors import render
+from thingbucket.web.ratelimit import CHARGED, limit_address, rate_headers
+
+if TYPE_CHECKING:
+    from thingbucket.runtime import Runtime
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,6 +32,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("thingbucket.access")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key"})
+# The broker's hooks stand for device CONNECTs and publishes, which are limited per thing.
+_NOT_ADDRESS_LIMITED = ("/api/v1/mqtt/",)
 
 
 class UriTooLong(AppError):
@@ -48,6 +56,10 @@ class CredentialsInUrl(Invalid):
 class UnsupportedEncoding(UnsupportedMedia):
     code = "UNSUPPORTED_ENCODING"
     message = "Content-Encoding must be identity, gzip or deflate (one layer)."
+
+
+def _presents_credential(scope: Scope) -> bool:
+    return any(name in _CREDENTIAL_HEADERS for name, _ in scope["headers"])
 
 
 def _is_ingest(path: str) -> bool:
@@ -89,6 +101,13 @@ class GuardMiddleware:
         self.app = app
         self.limits = limits
         self.metrics = metrics
+        self._rt: Runtime | None = None
+
+    def _runtime(self, scope: Scope) -> Runtime | None:
+        if self._rt is None:
+            state = getattr(scope.get("app"), "state", None)
+            self._rt = getattr(state, "runtime", None)
+        return self._rt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,17 +130,27 @@ class GuardMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-content-type-options", b"nosniff"))
+                headers.extend(rate_headers(scope))
                 message["headers"] = headers
             await send(message)
 
+        rt = self._runtime(scope)
+        limited = rt is not None and not scope["path"].startswith(_NOT_ADDRESS_LIMITED)
+        credentialed = _presents_credential(scope)
         try:
             try:
+                if rt is not None and limited and not credentialed:
+                    await limit_address(rt, scope)
                 receive = await self._guard(scope, receive)
             except AppError as exc:
                 await render(exc)(scope, receive, send_wrapper)
                 return
             await self.app(scope, receive, send_wrapper)
         finally:
+            if rt is not None and limited and credentialed and not scope.get(CHARGED):
+                # A credential that nothing read (an open route, a refusal before authentication):
+                # the request was anonymous after all, and counts against its address.
+                await rt.ratelimit.check_address(request_info.get().source_ip)
             request_info.reset(token)
             self._log(scope, status_holder["status"], time.perf_counter() - started, request_id)
 
