@@ -309,3 +309,52 @@ async def test_tls_and_websocket_listeners_take_the_same_devices(tmp_path: Path)
                 await asyncio.to_thread(d.publish_all, topic_of(s), [body])
                 await asyncio.to_thread(d.close)
             assert await rows(c, s, t - 1) == [[t, 0.0, 0.0, 0.0], [t + 1, 1.0, 1.0, 1.0]]
+
+
+async def test_a_thing_over_its_rate_limit_gets_no_ack_and_loses_its_connection(
+    tmp_path: Path,
+) -> None:
+    settings = base_settings(
+        tmp_path / "data",
+        mqtt={"port": 0},
+        ratelimit={"thing_per_s": 0.01, "thing_burst": 3, "address_per_s": 1000},
+    )
+    (tmp_path / "data").mkdir()
+    db = Database(settings)
+    await upgrade_head(db)
+    await db.dispose()
+    rt = build_runtime(settings)
+    app = create_app(runtime=rt)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            s = await make_setup(c, rt)
+            secret = (await token_for(c, s.owner, s.thing["id"]))["secret"]
+            d = await connected(rt, s.thing["id"], secret)
+            t = now_ms() - 1000
+            bodies = [orjson.dumps({"points": [[t + i, i, i, i]]}) for i in range(3)]
+            await asyncio.to_thread(d.publish_all, topic_of(s), bodies)
+            # The fourth message finds the bucket empty: no PUBACK, and the connection ends.
+            extra = orjson.dumps({"points": [[t + 3, 3, 3, 3]]})
+            with pytest.raises(AssertionError, match="not acknowledged"):
+                await asyncio.to_thread(d.publish_all, topic_of(s), [extra], 1, 3.0)
+            assert await asyncio.to_thread(d.wait_disconnected, 5.0)
+            await asyncio.to_thread(d.close)
+        assert len(await rows_direct(rt, s, t - 1)) == 3
+
+
+async def rows_direct(rt: Runtime, s: Setup, start: int) -> list[list[Any]]:
+    """Rows read without HTTP (the HTTP bucket of this thing's owner is not the question)."""
+    from thingbucket.access.principal import SYSTEM
+    from thingbucket.points import service as points
+
+    async with rt.db.session() as session:
+        answer = await points.read_raw(
+            session,
+            rt,
+            SYSTEM,
+            s.thing["id"],
+            s.prop["id"],
+            points.RawQuery(start * 1000, now_ms() * 1000 + 1, 1000),
+        )
+    return [list(r) for r in answer.rows]

@@ -32,7 +32,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.typing import Subprotocol
 
 from thingbucket.access.principal import Principal
-from thingbucket.errors import AppError
+from thingbucket.errors import AppError, Throttled
 from thingbucket.mqtt import ingest, rules
 from thingbucket.runtime import Runtime
 
@@ -161,6 +161,12 @@ class EmbeddedBroker(Broker):
     # --- ingest ---------------------------------------------------------------------------------
 
     async def store(self, who: Principal, topic: str, payload: bytes) -> None:
+        # A thing's HTTP requests and MQTT publishes share its bucket (security.md §5.5): over
+        # it, QoS 0 is dropped and QoS 1 not acknowledged (the handler closes the connection).
+        decision = await self.rt.ratelimit.check_principal(who)
+        if decision is not None and not decision.allowed:
+            self.rt.metrics.ingest_rejected.labels("mqtt", "RATE_LIMITED").inc()
+            raise Throttled("Over the rate limit.", retry_after=decision.retry_after)
         await ingest.handle(self.rt, who, topic, payload, self._relay)
 
     async def _relay(self, topic: str, payload: bytes) -> None:
