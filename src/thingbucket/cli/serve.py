@@ -106,6 +106,16 @@ def _check_broker(url: str) -> None:
         )
 
 
+def _mqtt_mode(settings: Settings) -> str:
+    mqtt = settings.mqtt
+    if not mqtt.enabled:
+        return "off"
+    if mqtt.url:
+        url = urlsplit(mqtt.url)
+        return f"external broker {url.hostname}:{url.port or 1883}"
+    return "embedded broker"
+
+
 def _summary(settings: Settings, port: int) -> str:
     durability = (
         "SQLite NORMAL: survives a process crash, not a power loss"
@@ -119,8 +129,8 @@ def _summary(settings: Settings, port: int) -> str:
         warnings.append("plain HTTP beyond loopback: put TLS in front")
     return (
         f"thingbucket listening on http://{settings.server.host}:{port} (TLS: no); "
-        f"database {describe_url(settings.database_url)}; {durability}; MQTT: not yet served"
-        + (f"; warnings: {', '.join(warnings)}" if warnings else "")
+        f"database {describe_url(settings.database_url)}; {durability}; "
+        f"MQTT: {_mqtt_mode(settings)}" + (f"; warnings: {', '.join(warnings)}" if warnings else "")
     )
 
 
@@ -181,7 +191,8 @@ def serve(
     except ConfigError as exc:
         fail(str(exc))
     if settings.server.log_level != "debug":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for noisy in ("alembic", "amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(_check_database(settings))
     sock = bind(settings.server.host, settings.server.port)
     actual_port = sock.getsockname()[1]
