@@ -22,7 +22,7 @@ import aiomqtt
 import orjson
 
 from thingbucket.access.principal import Principal
-from thingbucket.errors import Unavailable
+from thingbucket.errors import Overloaded, Unavailable
 from thingbucket.mqtt import ingest, topics
 from thingbucket.mqtt.dynsec import Dynsec
 from thingbucket.runtime import Runtime
@@ -30,6 +30,8 @@ from thingbucket.things import service as things
 
 log = logging.getLogger(__name__)
 RECONNECT_S = 2.0
+MAX_IN_FLIGHT = 100  # messages taken from the broker and not yet committed
+OVERLOAD_RETRIES = 20  # waits of 50 ms, 100 ms, ... on a full writer queue (~10 s in all)
 _SUBSCRIPTIONS = ("tb/things/+/properties/+", "tb/things/+/properties/by-name/+")
 
 
@@ -136,10 +138,15 @@ class ExternalIngest:
     async def _consume(self, client: aiomqtt.Client) -> None:
         failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         pending: set[asyncio.Task[None]] = set()
+        # Mosquitto does not hold its inflight window once acks flow, so the backlog would reach
+        # the writer at once and overflow its queue: take at most this many messages at a time.
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         async for message in client.messages:
             if self.dynsec is not None and self.dynsec.take(message):
                 continue
+            await slots.acquire()
             task = asyncio.create_task(self._handle(client, message, failed))
+            task.add_done_callback(lambda _t: slots.release())
             pending.add(task)
             task.add_done_callback(pending.discard)
             if failed.done():
@@ -163,13 +170,25 @@ class ExternalIngest:
                 if target is not None:
                     await self.publish(topics.errors_topic(target.thing_id), orjson.dumps(body))
             else:
-                await ingest.handle(self.rt, who, topic, payload, self.publish)
+                await self._ingest(who, topic, payload)
         except Unavailable as exc:
             if not failed.done():
                 failed.set_exception(exc)
             return
         if message.qos > 0:
             client._client.ack(message.mid, message.qos)
+
+    async def _ingest(self, who: Principal, topic: str, payload: bytes) -> None:
+        """Store a message; a full writer queue is waited out on this connection (bounded), and
+        only lasting storage trouble gives the messages back to the broker."""
+        for attempt in range(OVERLOAD_RETRIES):
+            try:
+                await ingest.handle(self.rt, who, topic, payload, self.publish)
+                return
+            except Overloaded as exc:
+                if attempt == OVERLOAD_RETRIES - 1:
+                    raise
+                await asyncio.sleep(min(exc.retry_after or 1, 1) * 0.05 * (attempt + 1))
 
     async def _publisher(self, topic: str) -> Principal | None:
         target = topics.points_topic(topic)
