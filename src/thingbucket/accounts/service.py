@@ -373,6 +373,9 @@ async def require_org(
 async def create_org(session: AsyncSession, who: Principal, body: OrgCreate) -> Organization:
     if who.kind != "person" or who.id is None:
         raise Forbidden("Only persons create organizations.")
+    if who.scopes is not None and not {"write", "admin"} & set(who.scopes):
+        # A read-only personal token creates nothing (its scopes are a ceiling, security.md §3).
+        raise Forbidden("This token is limited to reading.")
     attributes = dict(body.attributes)
     if body.kii_app_id:
         attributes["kii_app_id"] = body.kii_app_id

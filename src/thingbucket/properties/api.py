@@ -16,6 +16,7 @@ from thingbucket.properties.schemas import (
 from thingbucket.web.deps import (
     CursorDep,
     LimitDep,
+    MaybePrincipalDep,
     PrincipalDep,
     RuntimeDep,
     SessionDep,
@@ -85,8 +86,9 @@ async def list_properties(
     responses=error_responses(401, 404),
 )
 async def get_property(
-    thing_id: str, property_id: str, session: SessionDep, who: PrincipalDep
+    thing_id: str, property_id: str, session: SessionDep, who: MaybePrincipalDep
 ) -> PropertyOut:
+    """Also for anonymous callers where a ``public`` grant allows (else 401, as everywhere)."""
     return await service.get(session, who, thing_id, property_id)
 
 

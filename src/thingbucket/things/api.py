@@ -110,8 +110,8 @@ async def add_key(
 @router.get(
     "/things/{thing_id}/keys",
     response_model=Page[ThingKeyOut],
-    openapi_extra=policy("read", "thing"),
-    responses=error_responses(400, 401, 404),
+    openapi_extra=policy("manage_credentials", "thing"),
+    responses=error_responses(400, 401, 403, 404),
 )
 async def list_keys(
     thing_id: str, session: SessionDep, who: PrincipalDep, limit: LimitDep, cursor: CursorDep = None

@@ -184,7 +184,8 @@ async def add_key(
 async def list_keys(
     session: AsyncSession, who: Principal, thing_id: str, cursor: str | None, limit: int
 ) -> tuple[Sequence[ThingKey], str | None]:
-    thing = await require(session, who, thing_id, "read")
+    # Credentials, even public halves, are listed to those who manage them (docs/decisions.md).
+    thing = await require(session, who, thing_id, "manage_credentials")
     return await ThingRepository(session).keys(thing.id, cursor, limit)
 
 
