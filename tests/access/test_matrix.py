@@ -1062,16 +1062,7 @@ async def test_authorization_matrix(
     assert report.foreign_seen > 0, "the instance admin never saw an id of org Z"
 
 
-_RACE = (
-    "BUG: adding one person to an organization (or a group) in concurrent requests answers 500: "
-    "accounts.service.add_member and sharing.service.add_member look the membership up, then "
-    "insert it, and the second insert fails on the primary key (IntegrityError). Adding a member "
-    "is idempotent; every request must answer 2xx."
-)
-
-
 @pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.xfail(reason=_RACE, strict=True)
 @pytest.mark.parametrize("route", ["org", "group"])
 async def test_concurrent_adds_of_one_member_never_answer_500(
     client: httpx.AsyncClient, rt: Runtime, route: str

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from thingbucket.access.policy import visible_filter
 from thingbucket.access.principal import Principal
 from thingbucket.accounts.models import GroupMember, Membership, Organization, Person, PersonToken
+from thingbucket.db.base import utcnow
 from thingbucket.db.paging import page
+from thingbucket.db.upsert import insert_if_absent
 
 
 class AccountRepository:
@@ -63,6 +65,21 @@ class AccountRepository:
 
     async def membership(self, org_id: str, person_id: str) -> Membership | None:
         return await self._session.get(Membership, (org_id, person_id))
+
+    async def add_membership(self, org_id: str, person_id: str, role: str) -> bool:
+        """True when added; False when the person was a member already (maybe just now)."""
+        now = utcnow()
+        return await insert_if_absent(
+            self._session,
+            Membership,
+            {
+                "organization_id": org_id,
+                "person_id": person_id,
+                "role": role,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
 
     async def count_owners(self, org_id: str) -> int:
         stmt = sa.select(sa.func.count()).where(

@@ -432,10 +432,13 @@ async def add_member(
     if person is None:
         raise PersonNotFound()
     membership = await repo.membership(org.id, person.id)
-    if membership is None:
-        membership = Membership(organization_id=org.id, person_id=person.id, role=role)
-        repo.add(membership)
+    if membership is None and await repo.add_membership(org.id, person.id, role):
         access.record(session, "org.member_added", who, org_id=org.id, target=("person", person.id))
+        membership = await repo.membership(org.id, person.id)
+        assert membership is not None
+    elif membership is None:  # a concurrent request added the person first: same answer
+        membership = await repo.membership(org.id, person.id)
+        assert membership is not None
     elif membership.role != role:
         if membership.role == "owner" and await repo.count_owners(org.id) <= 1:
             raise LastOwner()

@@ -13,7 +13,9 @@ from thingbucket.access.models import AuditEvent, Grant
 from thingbucket.access.principal import Principal
 from thingbucket.accounts.models import Group, GroupMember
 from thingbucket.buckets.models import ApiKey
+from thingbucket.db.base import utcnow
 from thingbucket.db.paging import page
+from thingbucket.db.upsert import insert_if_absent
 from thingbucket.kit.pagination import decode_cursor, encode_cursor
 
 
@@ -80,6 +82,13 @@ class SharingRepository:
 
     async def member(self, group_id: str, kind: str, member_id: str) -> GroupMember | None:
         return await self._session.get(GroupMember, (group_id, kind, member_id))
+
+    async def add_member(self, group_id: str, kind: str, member_id: str) -> bool:
+        """True when added; False when it was a member already (maybe just now)."""
+        values = {"group_id": group_id, "member_kind": kind, "member_id": member_id}
+        return await insert_if_absent(
+            self._session, GroupMember, {**values, "created_at": utcnow()}
+        )
 
     def add(self, *rows: object) -> None:
         self._session.add_all(rows)

@@ -207,8 +207,7 @@ async def add_member(session: AsyncSession, who: Principal, group_id: str, body:
     if not exists:
         raise SubjectNotFound(f"No {body.kind} {body.id!r} to add to this group.")
     repo = SharingRepository(session)
-    if await repo.member(group.id, body.kind, body.id) is None:
-        repo.add(GroupMember(group_id=group.id, member_kind=body.kind, member_id=body.id))
+    if await repo.add_member(group.id, body.kind, body.id):
         access.record(
             session,
             "group.member_added",
