@@ -26,6 +26,7 @@ from thingbucket.cli.common import (
 )
 from thingbucket.config import ConfigError, Settings, is_loopback
 from thingbucket.db.engine import Database, describe_url
+from thingbucket.kit.net import listen
 
 log = logging.getLogger("thingbucket")
 
@@ -58,17 +59,12 @@ def _overrides(
 
 def bind(host: str, port: int) -> socket.socket:
     """The HTTP listening socket, bound before anything starts, or a one-line refusal."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = listen(host, port, 2048)
     except OSError as exc:
-        sock.close()
         if exc.errno == errno.EADDRINUSE:
             fail(f"port {port} on {host} is taken; choose another with --port (server.port)")
         fail(f"cannot listen on {host}:{port}: {exc.strerror} (server.host, server.port)")
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -81,10 +77,10 @@ def _bind_mqtt(settings: Settings) -> socket.socket | None:
     if mqtt.url:
         _check_broker(mqtt.url)
         return None
-    from thingbucket.mqtt.broker import bind as bind_mqtt
+    from thingbucket.mqtt.broker import bind as mqtt_socket  # amqtt only where MQTT runs
 
     try:
-        return bind_mqtt(mqtt.host, mqtt.port)
+        return mqtt_socket(mqtt.host, mqtt.port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             fail(

@@ -33,6 +33,7 @@ from websockets.typing import Subprotocol
 
 from thingbucket.access.principal import Principal
 from thingbucket.errors import AppError, Throttled
+from thingbucket.kit.net import listen
 from thingbucket.mqtt import ingest, rules
 from thingbucket.runtime import Runtime
 
@@ -284,13 +285,6 @@ class EmbeddedBroker(Broker):
 
 def bind(host: str, port: int) -> socket.socket:
     """The MQTT listening socket, bound now so that a taken port is refused at start-up."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(256)
+    sock = listen(host, port, 256)
     sock.setblocking(False)
     return sock

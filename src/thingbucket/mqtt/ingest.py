@@ -21,7 +21,7 @@ from thingbucket.errors import AppError, Unavailable
 from thingbucket.ingest import service as ingest
 from thingbucket.ingest.decoders import points_of
 from thingbucket.ingest.service import PropertyWrite
-from thingbucket.mqtt import topics
+from thingbucket.mqtt import rules, topics
 from thingbucket.properties import service as properties
 from thingbucket.runtime import Runtime
 
@@ -57,7 +57,7 @@ async def _store(
     target = topics.points_topic(topic)
     if target is None:
         return Refusal("UNKNOWN_TOPIC", "Not a thingbucket points topic.")
-    if who.kind != "thing" or who.id != target.thing_id:
+    if not rules.may_publish(who, topic):
         # A device publishes only under its own tb/things/{tid}/ (native-api.md, MQTT).
         return Refusal("TOPIC_NOT_PERMITTED", "A thing publishes only under its own topics.")
     try:

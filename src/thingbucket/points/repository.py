@@ -235,13 +235,8 @@ class SqliteSamples:
         descending: bool,
     ) -> list[tuple[int, Any]]:
         conn = await _driver_connection(session)
-        order = "DESC" if descending else "ASC"
-        rows = await conn.execute_fetchall(
-            f"SELECT ts, value FROM {table} WHERE series_id = ? AND ts >= ? AND ts < ? "
-            f"ORDER BY ts {order} LIMIT ?",
-            (series_id, start, end, limit),
-        )
-        return list(rows)
+        page, _ = _page_sql(table, "ts", descending, ["?", "?", "?", "?"])
+        return list(await conn.execute_fetchall(page, (series_id, start, end, limit)))
 
     async def read_epoch(
         self,
@@ -377,15 +372,8 @@ class PostgresSamples:
         descending: bool,
     ) -> list[tuple[int, Any]]:
         conn = await _driver_connection(session)
-        order = "DESC" if descending else "ASC"
-        records = await conn.fetch(
-            f"SELECT ts, value FROM {table} WHERE series_id = $1 AND ts >= $2 AND ts < $3 "
-            f"ORDER BY ts {order} LIMIT $4",
-            series_id,
-            start,
-            end,
-            limit,
-        )
+        page, _ = _page_sql(table, "ts", descending, ["$1", "$2", "$3", "$4"])
+        records = await conn.fetch(page, series_id, start, end, limit)
         return [(r[0], r[1]) for r in records]
 
     async def read_epoch(
