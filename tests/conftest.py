@@ -56,6 +56,8 @@ def base_settings(data_dir: Path, database_url: str | None = None, **sections: A
         "server": {"data_dir": str(data_dir), "log_level": "warning"},
         "security": {"secret_key": TEST_SECRET},
         "mqtt": {"port": 0},  # the embedded broker on a free port (Mosquitto may hold 1883)
+        # The shared apps run no retention pass behind the tests' backs; its tests call it.
+        "retention": {"enabled": False},
     }
     if database_url:
         overrides["database"] = {"url": database_url}
@@ -93,6 +95,21 @@ def pg_url() -> Iterator[str]:
 
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.needs_pg)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``postgresql_only`` test has no SQLite run (rather than one that skips)."""
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        sqlite_run = callspec is not None and callspec.params.get("backend_settings") == "sqlite"
+        (drop if sqlite_run and item.get_closest_marker("postgresql_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 # The shared apps see every login, sign-up and bad-credential case of the suite from 127.0.0.1:
 # their per-address limit is raised (security.md §5.5); the other limits keep their defaults.
 SUITE_RATELIMIT = {"address_per_s": 100_000, "address_burst": 100_000}

@@ -8,12 +8,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from conftest import TEST_SECRET
+from helpers import PASSWORD
 
 _LISTENING = re.compile(r"listening on http://[^:]+:(\d+)")
 _MQTT = re.compile(r"MQTT broker listening on mqtt://[^:]+:(\d+)")
@@ -118,3 +122,20 @@ def serve(
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def create_person(url: str, data_dir: Path, db_args: list[str]) -> dict[str, str]:
+    """A new person made with ``thingbucket user create``, logged in: their request headers."""
+    email = f"p-{uuid.uuid4().hex[:12]}@example.com"
+    env = child_env(THINGBUCKET_SECURITY__SECRET_KEY=TEST_SECRET)
+    made = cli(
+        "user", "create", email, "--data-dir", str(data_dir), *db_args, stdin=PASSWORD, env=env
+    )
+    assert made.returncode == 0, made.stderr
+    answer = httpx.post(
+        url + "/api/v1/auth/token",
+        data={"grant_type": "password", "username": email, "password": PASSWORD},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         await rt.start()
         try:
             await rt.start_broker()
+            rt.start_tasks()
             yield
         finally:
             await rt.close()

@@ -165,6 +165,16 @@ class IngestSettings(BaseModel):
     postgres_writers: int = Field(default=4, ge=1, le=64)
 
 
+class RetentionSettings(BaseModel):
+    """The task that deletes samples older than their bucket's or property's retention."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=3600.0, gt=0)
+    first_run_after_s: float = Field(default=60.0, ge=0)
+    # Rows per delete statement: each is its own short transaction, so ingest never waits long.
+    batch_samples: int = Field(default=10_000, ge=1)
+
+
 class MetricsSettings(BaseModel):
     allow_from: list[str] = Field(default_factory=list)
 
@@ -185,6 +195,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property

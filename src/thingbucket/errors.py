@@ -35,11 +35,16 @@ class AppError(Exception):
         code: str | None = None,
         details: list[dict[str, Any]] | None = None,
         retry_after: int | None = None,
+        target: tuple[str, str] | None = None,
+        org_id: str | None = None,
     ) -> None:
         self.message_text = message or type(self).message
         self.error_code = code or type(self).code
         self.details = details or []
         self.retry_after = retry_after
+        # What was refused or not found, for the audit log only (never rendered).
+        self.target = target
+        self.org_id = org_id
         super().__init__(self.message_text)
 
 

@@ -56,6 +56,7 @@ class Runtime:
     # The MQTT listening socket when bound before start-up (serve does, to refuse a taken port).
     mqtt_socket: socket.socket | None = None
     broker: Any = None  # the embedded broker or the external ingest client while it runs
+    tasks: list[Any] = field(default_factory=list)  # background tasks of a serving process
 
     async def start(self) -> None:
         from thingbucket.db.migrate import head_revision
@@ -65,7 +66,7 @@ class Runtime:
             log.warning("%s", warning)
         await self.writer.start()
         self.writer.hooks.append(self._count_samples)
-        self.audit.start(self._write_audit)
+        self.audit.start(self._write_audit, self._target_orgs)
         self.usage.start()
 
     def _count_samples(self, result: WriteResult) -> None:
@@ -74,6 +75,14 @@ class Runtime:
     async def _write_audit(self, rows: list[AuditEvent]) -> None:
         async with self.db.session() as session:
             session.add_all(rows)
+
+    async def _target_orgs(
+        self, targets: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], str | None]:
+        from thingbucket.sharing import service as sharing
+
+        async with self.db.session() as session:
+            return await sharing.target_orgs(session, targets)
 
     async def start_broker(self) -> None:
         """The embedded MQTT broker, or the client of an external one (``mqtt.url``)."""
@@ -112,7 +121,19 @@ class Runtime:
         except Exception as exc:  # the commit stands; the broker is told again on the next change
             log.error("could not update the MQTT broker's credentials of %s: %s", thing_id, exc)
 
+    def start_tasks(self) -> None:
+        """The background work of a serving process (CLI commands run none of it)."""
+        if self.settings.retention.enabled:
+            from thingbucket.points.retention import RetentionTask
+
+            task = RetentionTask(self)
+            task.start()
+            self.tasks.append(task)
+
     async def close(self) -> None:
+        for task in self.tasks:
+            await task.close()
+        self.tasks.clear()
         if self.broker is not None:
             await self.broker.close()
             self.broker = None

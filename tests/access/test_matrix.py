@@ -72,29 +72,7 @@ OUTCOMES = frozenset({"ok", "[]", "nf", "fb", "ua"})
 # Cells whose answer is wrong today: (route, state, principal) -> the reason, "BUG: ...". Each
 # must still be wrong (a fixed one fails the run until it leaves this list); none of them is
 # compared with its absent twin. The table keeps the right answer.
-_TYPE_IDS = (
-    "BUG: property type ids are global: the id of a type of org Z answers 409 "
-    "PROPERTY_TYPE_EXISTS where an unused id answers 201, so org Z's private type ids can be "
-    "probed from org A (§4.3, S1: another organisation's object cannot be told apart from a "
-    "missing one), and org Z's names block org A's."
-)
-_ORG_KEY_GROUPS = (
-    "BUG: (a refusal, no leak) §4.4 gives organization admin keys 'grants and groups: all'; "
-    "sharing.service refuses keys outright on POST /groups ('Groups are made by persons', so 403 "
-    "even for an invisible or absent org, the same for both) and manages groups only with admin "
-    "on the org, which access.policy._key_level never gives an org key."
-)
-KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
-    **{("POST /api/v1/property-types", "type:Z", who): _TYPE_IDS for who in ("own", "adm", "ia")},
-    ("POST /api/v1/groups", "org:A", "oak"): _ORG_KEY_GROUPS,
-    ("POST /api/v1/groups", "org:Z", "oak"): _ORG_KEY_GROUPS,
-    ("POST /api/v1/groups", "org:absent", "oak"): _ORG_KEY_GROUPS,
-    ("DELETE /api/v1/groups/{group_id}", "group:GR", "oak"): _ORG_KEY_GROUPS,
-    ("POST /api/v1/groups/{group_id}/members", "group:GR", "oak"): _ORG_KEY_GROUPS,
-    ("DELETE /api/v1/groups/{group_id}/members/{kind}/{member_id}", "group:GR", "oak"): (
-        _ORG_KEY_GROUPS
-    ),
-}
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {}
 
 
 def expected(key: str) -> dict[str, dict[str, str]]:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from conftest import TEST_SECRET, need_service
-from processes import child_env, cli, serve
+from processes import child_env, cli, create_person, serve
 
 PASSWORD = "transfer password 1"
 
@@ -45,18 +45,8 @@ class Target:
 
 
 def _prepare(url: str, data_dir: Path, db_args: list[str]) -> Target:
-    email = f"transfer-{random.randrange(10**9)}@example.com"
-    env = child_env(THINGBUCKET_SECURITY__SECRET_KEY=TEST_SECRET)
-    made = cli(
-        "user", "create", email, "--data-dir", str(data_dir), *db_args, stdin=PASSWORD, env=env
-    )
-    assert made.returncode == 0, made.stderr
+    headers = create_person(url, data_dir, db_args)
     with httpx.Client(base_url=url, timeout=30) as http:
-        token = http.post(
-            "/api/v1/auth/token",
-            data={"grant_type": "password", "username": email, "password": PASSWORD},
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
         bucket = http.post("/api/v1/buckets", json={"name": "b"}, headers=headers).json()
         thing = http.post(
             "/api/v1/things", json={"name": "t", "bucket_id": bucket["id"]}, headers=headers

@@ -206,6 +206,32 @@ async def test_a_member_cannot_define_types_and_ids_are_unique(
     assert a.json() == b.json()
 
 
+async def test_two_organizations_may_use_the_same_type_id_each_for_its_own_type(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    # Ids are per organization: org B's answer for an id org A uses is the one for a fresh id.
+    alice = await make_person(client, rt)
+    bob = await make_person(client, rt)
+    type_id = unique("SHARED")
+    mine = type_body(id=type_id)
+    theirs = type_body(id=type_id, name="Wind", dimensions=[dimension("speed", unit="m/s")])
+    first = await client.post("/api/v1/property-types", json=mine, headers=alice.headers)
+    second = await client.post("/api/v1/property-types", json=theirs, headers=bob.headers)
+    assert first.status_code == second.status_code == 201, second.text
+    assert first.json()["organization_id"] == alice.org_id
+    assert second.json()["organization_id"] == bob.org_id
+    assert {t["name"] for t in await all_types(client, bob) if t["id"] == type_id} == {"Wind"}
+    for who, dims in ((alice, ["moisture", "salinity", "wet"]), (bob, ["speed"])):
+        thing = await make_thing(client, who)
+        prop = await client.post(
+            prop_url(thing["id"]), json={"name": "p", "type": type_id}, headers=who.headers
+        )
+        assert prop.status_code == 201, prop.text
+        assert [d["id"] for d in prop.json()["dimensions"]] == dims
+    again = await client.post("/api/v1/property-types", json=theirs, headers=bob.headers)
+    assert again.status_code == 409
+
+
 async def test_invalid_type_definitions_are_refused(client: httpx.AsyncClient, rt: Runtime) -> None:
     owner = await make_person(client, rt)
     for dims in (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -97,6 +99,25 @@ async def test_a_grant_on_one_property_opens_that_property_only_until_revoked(
     events = [e["event"] for e in audit.json()["items"]]
     assert "grant.created" in events
     assert "grant.revoked" in events
+    # The reader's refused write, pass-on and reads after the revocation, counted per reason.
+    await rt.audit.flush()
+    audit = await client.get(
+        "/api/v1/audit", params={"org_id": s.owner.org_id}, headers=s.owner.headers
+    )
+    denials = {
+        (e["reason"], e["target_kind"], e["target_id"]): e
+        for e in audit.json()["items"]
+        if e["event"] == "authz.denied" and e["actor_id"] == reader.id
+    }
+    prop, other_prop_id = s.prop["id"], other_prop["id"]
+    assert set(denials) >= {
+        ("FORBIDDEN POST", "property", prop),  # the write, and passing the grant on
+        ("PROPERTY_NOT_FOUND GET", "property", prop),  # before the grant and after revoking
+        ("PROPERTY_NOT_FOUND GET", "property", other_prop_id),
+        ("THING_NOT_FOUND GET", "thing", s.thing["id"]),
+    }, sorted(denials)
+    assert denials[("PROPERTY_NOT_FOUND GET", "property", prop)]["count"] >= 2
+    assert all(e["outcome"] == "denied" and e["count"] >= 1 for e in denials.values())
     assert (
         await client.get("/api/v1/audit", params={"org_id": s.owner.org_id}, headers=reader.headers)
     ).status_code in (403, 404)
@@ -225,3 +246,30 @@ async def test_grants_are_listed_for_the_resource_admins_and_for_their_subjects(
     )
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "SUBJECT_NOT_FOUND"
+
+
+async def test_a_not_found_is_a_denial_only_when_the_thing_exists(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    s = await make_setup(client, rt)
+    stranger = await make_person(client, rt)
+    operator = await make_person(client, rt, admin=True)
+    started = datetime.now(UTC).isoformat()  # the operator sees every org's events since
+    absent = str(uuid.uuid4())
+    hidden = await client.get(f"/api/v1/things/{s.thing['id']}", headers=stranger.headers)
+    missing = await client.get(f"/api/v1/things/{absent}", headers=stranger.headers)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json()
+    await rt.audit.flush()
+    assert rt.audit.dropped == 0
+    answer = await client.get(
+        "/api/v1/audit", params={"from": started, "limit": 1000}, headers=operator.headers
+    )
+    mine = [
+        e
+        for e in answer.json()["items"]
+        if e["actor_id"] == stranger.id and e["event"] == "authz.denied"
+    ]
+    assert [(e["event"], e["target_id"], e["organization_id"]) for e in mine] == [
+        ("authz.denied", s.thing["id"], s.owner.org_id)
+    ]

@@ -110,6 +110,10 @@ def record(
 
 
 SessionFactory = Callable[[], Any]
+Target = tuple[str, str]
+# The organizations of targets, None for those that do not exist.
+Resolver = Callable[[list[Target]], Awaitable[dict[Target, str | None]]]
+DENIED = "authz.denied"
 
 
 class AuditAggregator:
@@ -120,6 +124,7 @@ class AuditAggregator:
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._flush_fn: Callable[[list[AuditEvent]], Awaitable[None]] | None = None
+        self._resolve: Resolver | None = None
 
     def failure(
         self,
@@ -130,6 +135,7 @@ class AuditAggregator:
         reason: str | None = None,
         org_id: str | None = None,
         actor_hint: str | None = None,
+        target: Target | None = None,
     ) -> None:
         info = request_info.get()
         key = (
@@ -142,6 +148,7 @@ class AuditAggregator:
             reason,
             org_id,
             info.surface,
+            target,
         )
         entry = self._pending.get(key)
         if entry is not None:
@@ -156,7 +163,8 @@ class AuditAggregator:
         pending, self._pending = self._pending, {}
         rows = []
         for key, (count, ts, request_id) in pending.items():
-            event, outcome, actor_kind, actor_id, prefix, source_ip, reason, org_id, surface = key
+            (event, outcome, actor_kind, actor_id, prefix, source_ip, reason, org_id, surface,
+             target) = key  # fmt: skip
             token = request_info.set(RequestInfo(surface, source_ip, request_id))
             try:
                 row = _event(
@@ -164,7 +172,7 @@ class AuditAggregator:
                     outcome,
                     None,
                     org_id=org_id,
-                    target=None,
+                    target=target,
                     reason=reason,
                     details=None,
                     count=count,
@@ -178,8 +186,19 @@ class AuditAggregator:
             rows.append(row)
         return rows
 
-    def start(self, flush: Callable[[list[AuditEvent]], Awaitable[None]]) -> None:
+    def denied(
+        self, who: Principal, *, reason: str, target: Target | None, org_id: str | None
+    ) -> None:
+        """An ``authz.denied``: a 403, or a not-found answer about something that may exist but
+        is not visible. Without ``org_id`` the target is looked up when flushed, not in the
+        request, so that answer takes as long as for an absent one; absent targets are dropped."""
+        self.failure(DENIED, who, outcome="denied", reason=reason, org_id=org_id, target=target)
+
+    def start(
+        self, flush: Callable[[list[AuditEvent]], Awaitable[None]], resolve: Resolver
+    ) -> None:
         self._flush_fn = flush
+        self._resolve = resolve
         self._task = asyncio.create_task(self._loop(), name="thingbucket-audit-flush")
 
     async def _loop(self) -> None:
@@ -187,11 +206,30 @@ class AuditAggregator:
             await asyncio.sleep(WINDOW_S)
             await self.flush()
 
+    async def _resolved(self, rows: list[AuditEvent]) -> list[AuditEvent]:
+        unresolved = [
+            r for r in rows if r.event == DENIED and r.organization_id is None and r.target_id
+        ]
+        if not unresolved or self._resolve is None:
+            return rows
+        orgs = await self._resolve(
+            list({(r.target_kind or "", r.target_id or "") for r in unresolved})
+        )
+        pending = {id(r) for r in unresolved}
+        kept = []
+        for row in rows:
+            if id(row) in pending:
+                row.organization_id = orgs.get((row.target_kind or "", row.target_id or ""))
+                if row.organization_id is None:
+                    continue  # it does not exist: an honest not-found, not a denial
+            kept.append(row)
+        return kept
+
     async def flush(self) -> None:
         rows = self.drain()
         if rows and self._flush_fn is not None:
             try:
-                await self._flush_fn(rows)
+                await self._flush_fn(await self._resolved(rows))
             except Exception:
                 self.dropped += len(rows)
                 log.exception("audit flush failed")

@@ -27,6 +27,7 @@ _ACTION_LEVEL: dict[str, int] = {
     "admin": 3,
     "delete": 3,
     "manage_credentials": 3,
+    "manage_groups": 3,
     "create": 2,
 }
 
@@ -49,7 +50,7 @@ def _key_level(who: Principal, action: Action, ref: Ref) -> int:
         if ref.kind == "org":
             if action == "create":
                 return 2 if level >= 2 else 0
-            if action == "manage_credentials":
+            if action in ("manage_credentials", "manage_groups"):  # security.md §4.4
                 return 3 if level >= 3 else 0
             return 1
         return level
@@ -116,7 +117,7 @@ async def can(session: AsyncSession, who: Principal, action: Action, ref: Ref) -
 async def require(session: AsyncSession, who: Principal, action: Action, ref: Ref) -> None:
     """Raise AccessDenied (403) unless ``can``; call only on resources already visible."""
     if not await can(session, who, action, ref):
-        raise AccessDenied()
+        raise AccessDenied(target=(ref.kind, ref.id), org_id=ref.org_id)
 
 
 def _valid_now(now: datetime) -> ColumnElement[bool]:

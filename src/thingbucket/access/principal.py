@@ -11,7 +11,9 @@ ResourceKind = Literal["org", "bucket", "thing", "property", "collection", "obje
 # read < write < admin; the others are function-level actions (security.md §4.1, §4.4):
 # "create" = create buckets in an org, "delete" = delete the resource itself,
 # "manage_credentials" = API keys of an org or bucket, keys and tokens of a thing.
-Action = Literal["read", "write", "admin", "create", "delete", "manage_credentials"]
+Action = Literal[
+    "read", "write", "admin", "create", "delete", "manage_credentials", "manage_groups"
+]
 
 
 @dataclass(frozen=True, slots=True)

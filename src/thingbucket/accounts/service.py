@@ -357,7 +357,7 @@ async def personal_org_id(session: AsyncSession, person_id: str) -> str:
 async def get_org(session: AsyncSession, who: Principal, org_id: str) -> Organization:
     org = await AccountRepository(session).visible_org(who, org_id)
     if org is None:
-        raise OrgNotFound()
+        raise OrgNotFound(target=("org", org_id))
     return org
 
 

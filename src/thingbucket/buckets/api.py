@@ -16,6 +16,7 @@ from thingbucket.buckets.schemas import (
     KeyOut,
 )
 from thingbucket.kit.schemas import Page
+from thingbucket.points import service as points
 from thingbucket.web.deps import (
     CursorDep,
     LimitDep,
@@ -68,7 +69,7 @@ async def list_buckets(
     tags=["buckets"],
 )
 async def get_bucket(bucket_id: str, session: SessionDep, who: PrincipalDep) -> BucketOut:
-    return BucketOut.model_validate(await service.get(session, who, bucket_id))
+    return await points.describe_bucket(session, who, bucket_id)
 
 
 @router.patch(

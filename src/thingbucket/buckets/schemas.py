@@ -34,6 +34,8 @@ class BucketOut(Resource):
     retention_days: int | None
     archived: bool
     attributes: dict[str, Any]
+    # Only in the answer about one bucket (a listing would cost a probe per series per bucket).
+    oldest_sample_at: datetime | None = None
 
 
 class KeyCreate(Body):

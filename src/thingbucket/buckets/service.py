@@ -41,7 +41,7 @@ def bucket_ref(bucket: Bucket) -> Ref:
 async def get(session: AsyncSession, who: Principal, bucket_id: str) -> Bucket:
     bucket = await BucketRepository(session).visible(who, bucket_id)
     if bucket is None:
-        raise BucketNotFound()
+        raise BucketNotFound(target=("bucket", bucket_id))
     return bucket
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from thingbucket.cli import keys, serve, transfer, users
+from thingbucket.cli import keys, retention, serve, transfer, users
 
 app = typer.Typer(
     name="thingbucket",
@@ -19,6 +19,7 @@ app.add_typer(users.app, name="user")
 app.command("export")(transfer.export)
 app.command("import")(transfer.import_)
 app.add_typer(keys.app, name="key")
+app.command("retention")(retention.retention_)
 
 
 def main() -> None:

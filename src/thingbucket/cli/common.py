@@ -7,8 +7,10 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import typer
 from rich.console import Console
 
 from thingbucket.access.audit import RequestInfo, request_info
@@ -27,6 +29,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.stderr.write(f"thingbucket: {message}\n")
     sys.stderr.flush()
     raise SystemExit(code)
+
+
+# The options every command that opens the database takes.
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir")]
+DatabaseOpt = Annotated[str | None, typer.Option("--database-url")]
+
+
+def database_settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    """Validated settings for a command that opens the database, its data directory made."""
+    settings = settings_from({"server": {"data_dir": data_dir}, "database": {"url": database_url}})
+    prepare(settings)
+    return settings
 
 
 def settings_from(overrides: dict[str, Any]) -> Settings:

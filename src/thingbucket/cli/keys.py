@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +9,14 @@ import typer
 from thingbucket.access.principal import SYSTEM
 from thingbucket.buckets import service as buckets
 from thingbucket.buckets.schemas import KeyCreate
-from thingbucket.cli.common import fail, prepare, run, runtime, settings_from
+from thingbucket.cli.common import (
+    DatabaseOpt,
+    DataDirOpt,
+    database_settings,
+    fail,
+    run,
+    runtime,
+)
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
 
@@ -25,16 +31,15 @@ def create(
         str, typer.Option("--format", help="native, dakkio or bitpool")
     ] = "native",
     public_only: Annotated[bool, typer.Option("--public-only")] = False,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url")] = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
 ) -> None:
     """Mint an API key for a bucket or an organization and print its secret (shown once)."""
     if (bucket is None) == (org is None):
         fail("name exactly one of --bucket and --org")
     if role not in ("admin", "write", "read") or key_format not in ("native", "dakkio", "bitpool"):
         fail("--role is admin, write or read; --format is native, dakkio or bitpool")
-    settings = settings_from({"server": {"data_dir": data_dir}, "database": {"url": database_url}})
-    prepare(settings)
+    settings = database_settings(data_dir, database_url)
     body = KeyCreate(
         name=name,
         role=role,

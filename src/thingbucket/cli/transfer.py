@@ -26,7 +26,15 @@ from rich.progress import (
 )
 
 from thingbucket.access.principal import SYSTEM
-from thingbucket.cli.common import err, fail, prepare, run, runtime, settings_from
+from thingbucket.cli.common import (
+    DatabaseOpt,
+    DataDirOpt,
+    database_settings,
+    err,
+    fail,
+    run,
+    runtime,
+)
 from thingbucket.ingest import service as ingest
 from thingbucket.ingest.decoders import EARLIEST_US, RowErrors, points_of
 from thingbucket.ingest.formats import csv_records, ndjson_rows
@@ -38,8 +46,6 @@ from thingbucket.runtime import Runtime
 
 FormatOpt = Annotated[str | None, typer.Option("--format", help="csv or ndjson")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="epoch unit: s, ms or us")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url")]
 
 
 def _progress(total: float | None, unit: str) -> Progress:
@@ -102,8 +108,7 @@ def export(
         end = parse_timestamp(to, prec) if to else now_us() + 1
     except TimestampError as exc:
         fail(f"--from/--to: {exc}")
-    settings = settings_from({"server": {"data_dir": data_dir}, "database": {"url": database_url}})
-    prepare(settings)
+    settings = database_settings(data_dir, database_url)
 
     async def go(out: IO[bytes]) -> tuple[int, int]:
         async with runtime(settings) as rt:
@@ -218,8 +223,7 @@ def import_(
     path = None if source == "-" else Path(source)
     if path is not None and not path.is_file():
         fail(f"no such file: {source}")
-    settings = settings_from({"server": {"data_dir": data_dir}, "database": {"url": database_url}})
-    prepare(settings)
+    settings = database_settings(data_dir, database_url)
     total = path.stat().st_size if path else None
 
     async def go(raw: IO[bytes]) -> tuple[int, int]:

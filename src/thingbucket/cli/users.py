@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from thingbucket.access.principal import SYSTEM
 from thingbucket.accounts import service as accounts
-from thingbucket.cli.common import err, fail, prepare, run, runtime, settings_from, stdin_is_tty
+from thingbucket.cli.common import (
+    DatabaseOpt,
+    DataDirOpt,
+    database_settings,
+    err,
+    fail,
+    run,
+    runtime,
+    stdin_is_tty,
+)
 
 app = typer.Typer(help="Persons.", no_args_is_help=True)
 
@@ -40,12 +48,11 @@ def create(
     admin: Annotated[
         bool, typer.Option("--admin", help="make the person an instance admin")
     ] = False,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url")] = None,
+    data_dir: DataDirOpt = None,
+    database_url: DatabaseOpt = None,
 ) -> None:
     """Create a person (with a personal organization) and print the new person's id."""
-    settings = settings_from({"server": {"data_dir": data_dir}, "database": {"url": database_url}})
-    prepare(settings)
+    settings = database_settings(data_dir, database_url)
     secret = _read_password(password)
 
     async def go() -> str:

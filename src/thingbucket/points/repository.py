@@ -7,13 +7,19 @@ never one statement per sample. Reads page per series on the ``(series_id, ts)``
 from __future__ import annotations
 
 import bisect
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from thingbucket.buckets.models import Bucket
+from thingbucket.points.models import Series
+from thingbucket.properties.models import Property
 
 NumRow = tuple[int, int, float]
 # Per bucket: (bucket start, count, sum, min, max, first, last), buckets in ascending order.
@@ -315,6 +321,10 @@ class PostgresSamples:
     def __init__(self) -> None:
         self._known: set[tuple[str, int]] = set()
 
+    def forget_partitions(self) -> None:
+        """After retention dropped a partition (here or in another process)."""
+        self._known.clear()
+
     async def ensure_partitions(self, conn: Any, table: str, timestamps: Iterable[int]) -> None:
         months = {_month_index(ts) for ts in timestamps}
         missing = [m for m in months if (table, m) not in self._known]
@@ -423,3 +433,124 @@ class PostgresSamples:
             _AGG_OUTER.format(inner=inner, sid="$1"), series_id, start, end, arg
         )
         return [tuple(r) for r in records]
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    """A property whose samples expire: its own retention, else its bucket's."""
+
+    property_id: str
+    organization_id: str
+    bucket_id: str
+    days: int
+    series: tuple[tuple[int, str], ...]  # (series id, kind)
+
+
+async def expiring(session: AsyncSession) -> list[Expiring]:
+    days = sa.func.coalesce(Property.retention_days, Bucket.retention_days)
+    stmt = (
+        sa.select(
+            Property.id, Property.organization_id, Property.bucket_id, days, Series.id, Series.kind
+        )
+        .join(Bucket, Bucket.id == Property.bucket_id)
+        .join(Series, Series.property_id == Property.id)
+        .where(days.is_not(None))
+        .order_by(Property.id, Series.id)
+    )
+    out: dict[str, Expiring] = {}
+    for pid, org_id, bucket_id, n_days, sid, kind in (await session.execute(stmt)).all():
+        found = out.get(pid)
+        series = ((sid, kind),) if found is None else (*found.series, (sid, kind))
+        out[pid] = Expiring(pid, org_id, bucket_id, int(n_days), series)
+    return list(out.values())
+
+
+async def nth_oldest_before(
+    session: AsyncSession, table: str, series_id: int, before: int, n: int
+) -> int | None:
+    """The timestamp of the ``n``-th oldest sample before ``before`` (1-based), if there is one."""
+    sql = (
+        f"SELECT ts FROM {table} WHERE series_id = :sid AND ts < :before "
+        "ORDER BY ts LIMIT 1 OFFSET :skip"
+    )
+    row = await session.execute(sa.text(sql), {"sid": series_id, "before": before, "skip": n - 1})
+    return row.scalar()
+
+
+async def count_before(session: AsyncSession, table: str, series_id: int, before: int) -> int:
+    sql = f"SELECT count(*) FROM {table} WHERE series_id = :sid AND ts < :before"
+    row = await session.execute(sa.text(sql), {"sid": series_id, "before": before})
+    return int(row.scalar() or 0)
+
+
+async def oldest_in_bucket(session: AsyncSession, bucket_id: str) -> int | None:
+    """The oldest sample's timestamp across the bucket: one index probe per series."""
+    probes = " UNION ALL ".join(
+        f"SELECT (SELECT ts FROM {table} t WHERE t.series_id = s.id ORDER BY ts LIMIT 1) AS ts "
+        f"FROM series s JOIN properties p ON p.id = s.property_id "
+        f"WHERE p.bucket_id = :bucket AND s.kind {'=' if table == 'samples_num' else '<>'} "
+        "'number'"
+        for table in ("samples_num", TEXT_TABLE)
+    )
+    row = await session.execute(
+        sa.text(f"SELECT min(ts) FROM ({probes}) AS o"), {"bucket": bucket_id}
+    )
+    value = row.scalar()
+    return int(value) if value is not None else None
+
+
+_PARTITION = re.compile(r"^(samples_num|samples_text)_p(\d{4})(\d{2})$")
+
+
+async def partitions(session: AsyncSession) -> list[tuple[str, str, int, int]]:
+    """PostgreSQL: (table, partition, start, end) of every monthly sample partition."""
+    rows = await session.execute(
+        sa.text(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('samples_num', "
+            "'samples_text')"
+        )
+    )
+    out = []
+    for (name,) in rows.all():
+        m = _PARTITION.match(name)
+        if m:
+            start, end = _month_bounds(int(m.group(2)) * 12 + int(m.group(3)) - 1)
+            out.append((m.group(1), name, start, end))
+    return sorted(out, key=lambda p: (p[2], p[0]))
+
+
+async def drop_partition_unless_held(
+    session: AsyncSession, partition: str, keep_series: Sequence[int]
+) -> dict[int, int] | None:
+    """PostgreSQL: drop ``partition`` unless one of ``keep_series`` has a sample in it, and
+    return how many samples of each series went (None: kept). The partition is locked first, so
+    no write can slip in between the check and the drop."""
+    if not _PARTITION.match(partition):
+        raise ValueError(partition)
+    await session.execute(sa.text(f"LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE"))
+    held = await session.execute(
+        sa.text(
+            "SELECT EXISTS (SELECT 1 FROM unnest(CAST(:ids AS integer[])) AS k(id) "
+            f"WHERE EXISTS (SELECT 1 FROM {partition} x WHERE x.series_id = k.id))"
+        ),
+        {"ids": list(keep_series)},
+    )
+    if held.scalar():
+        return None
+    counts = await session.execute(
+        sa.text(f"SELECT series_id, count(*) FROM {partition} GROUP BY series_id")
+    )
+    gone = {int(sid): int(n) for sid, n in counts.all()}
+    await session.execute(sa.text(f"DROP TABLE {partition}"))
+    return gone
+
+
+async def series_ids(session: AsyncSession, table: str) -> list[int]:
+    """Every series whose samples live in ``table``."""
+    op = "=" if table == "samples_num" else "<>"
+    rows = await session.execute(sa.text(f"SELECT id FROM series WHERE kind {op} 'number'"))
+    return [r[0] for r in rows.all()]

@@ -10,11 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.access import service as access
 from thingbucket.access.principal import Principal
+from thingbucket.buckets import service as buckets
+from thingbucket.buckets.schemas import BucketOut
 from thingbucket.ingest.decoders import decode_value
 from thingbucket.kit.pagination import decode_cursor, encode_cursor
-from thingbucket.kit.time import US_PER, Precision, us_to_epoch
+from thingbucket.kit.time import US_PER, Precision, us_to_datetime, us_to_epoch
 from thingbucket.kit.timebuckets import BucketError, Interval, edges, zone
 from thingbucket.kit.timebuckets import TooManyBuckets as _TooManyBuckets
+from thingbucket.points import repository
 from thingbucket.points.aggregate import (
     ANY_KIND,
     NEEDS_VALUES,
@@ -361,3 +364,12 @@ async def read_aggregate(
         query=q,
         kinds=kinds,
     )
+
+
+async def describe_bucket(session: AsyncSession, who: Principal, bucket_id: str) -> BucketOut:
+    """A bucket with the time of its oldest sample (what retention has left)."""
+    bucket = await buckets.get(session, who, bucket_id)
+    oldest = await repository.oldest_in_bucket(session, bucket.id)
+    out = BucketOut.model_validate(bucket)
+    out.oldest_sample_at = us_to_datetime(oldest) if oldest is not None else None
+    return out

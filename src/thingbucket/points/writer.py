@@ -53,6 +53,9 @@ class Writer(Protocol):
 
     async def delete(self, spec: RangeDelete) -> WriteResult: ...
 
+    def forget_partitions(self) -> None:
+        """Retention dropped partitions: make them again when a write needs them."""
+
 
 @dataclass(slots=True)
 class _Job:
@@ -105,6 +108,9 @@ class SqliteWriter:
     @property
     def queued_samples(self) -> int:
         return self._queued
+
+    def forget_partitions(self) -> None:
+        pass  # SQLite has no partitions
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -260,6 +266,9 @@ class PostgresWriter:
     def queued_samples(self) -> int:
         return self._queued
 
+    def forget_partitions(self) -> None:
+        self._samples.forget_partitions()
+
     async def start(self) -> None:
         import asyncpg
 
@@ -272,10 +281,20 @@ class PostgresWriter:
             await self._pool.close()
 
     async def write(self, batch: SampleBatch) -> WriteResult:
+        import asyncpg
+
         async def run(conn: Any) -> WriteResult:
-            await self._samples.prepare(conn, batch)
-            async with conn.transaction():
-                await self._samples.write(conn, batch)
+            for attempt in (1, 2):
+                await self._samples.prepare(conn, batch)
+                try:
+                    async with conn.transaction():
+                        await self._samples.write(conn, batch)
+                    break
+                except asyncpg.CheckViolationError as exc:
+                    # Retention dropped a month this process still knew: make it again, once.
+                    if attempt == 2 or "no partition" not in str(exc):
+                        raise
+                    self._samples.forget_partitions()
             return WriteResult(ranges=batch.ranges(), samples=len(batch))
 
         return await self._run(run, len(batch))

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from thingbucket.db.base import Base, IdMixin, TimestampMixin
+from thingbucket.kit.ids import new_id
 
 DIMENSION_KINDS = ("number", "text", "bool", "json", "media")
 
@@ -14,8 +15,12 @@ class PropertyType(TimestampMixin, Base):
     """A type: built-in (organization_id null, read-only) or defined by an organization."""
 
     __tablename__ = "property_types"
+    # A type id is unique per organization (built-ins: organization_id null), so one
+    # organization's ids never collide with, or reveal, another's (security.md §4.3).
+    __table_args__ = (sa.UniqueConstraint("organization_id", "id"),)
 
-    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    pk: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_id)
+    id: Mapped[str] = mapped_column(sa.String(64))
     organization_id: Mapped[str | None] = mapped_column(
         sa.String(36), sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
@@ -25,10 +30,10 @@ class PropertyType(TimestampMixin, Base):
 
 class TypeDimension(Base):
     __tablename__ = "type_dimensions"
-    __table_args__ = (sa.UniqueConstraint("type_id", "dimension_id"),)
+    __table_args__ = (sa.UniqueConstraint("type_pk", "dimension_id"),)
 
-    type_id: Mapped[str] = mapped_column(
-        sa.String(64), sa.ForeignKey("property_types.id", ondelete="CASCADE"), primary_key=True
+    type_pk: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("property_types.pk", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(primary_key=True)
     dimension_id: Mapped[str] = mapped_column(sa.String(128))
@@ -52,4 +57,6 @@ class Property(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(sa.String(256))
     description: Mapped[str | None] = mapped_column(sa.Text)
     type_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Overrides the bucket's retention for this property (None: the bucket's).
+    retention_days: Mapped[int | None]
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)

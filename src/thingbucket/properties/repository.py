@@ -24,18 +24,24 @@ class PropertyRepository:
 
     # types
 
-    async def type_(self, type_id: str) -> PropertyType | None:
-        return await self._session.get(PropertyType, type_id)
+    async def type_(self, type_id: str, org_id: str) -> PropertyType | None:
+        """The type ``type_id`` as ``org_id`` sees it: its own, or a built-in one."""
+        stmt = sa.select(PropertyType).where(
+            PropertyType.id == type_id,
+            sa.or_(PropertyType.organization_id.is_(None), PropertyType.organization_id == org_id),
+        )
+        return (await self._session.scalars(stmt)).first()
 
-    async def type_dimensions(self, type_ids: Sequence[str]) -> dict[str, list[TypeDimension]]:
+    async def type_dimensions(self, type_pks: Sequence[str]) -> dict[str, list[TypeDimension]]:
+        """Dimensions in value order, by the types' row keys."""
         stmt = (
             sa.select(TypeDimension)
-            .where(TypeDimension.type_id.in_(type_ids))
-            .order_by(TypeDimension.type_id, TypeDimension.position)
+            .where(TypeDimension.type_pk.in_(type_pks))
+            .order_by(TypeDimension.type_pk, TypeDimension.position)
         )
         out: dict[str, list[TypeDimension]] = defaultdict(list)
         for dim in (await self._session.scalars(stmt)).all():
-            out[dim.type_id].append(dim)
+            out[dim.type_pk].append(dim)
         return out
 
     async def types(

@@ -78,6 +78,7 @@ class PropertyCreate(Body):
     dimensions: list[DimensionIn] | None = Field(
         default=None, min_length=1, max_length=MAX_DIMENSIONS
     )
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)
 
     @model_validator(mode="after")
     def _one_source(self) -> PropertyCreate:
@@ -94,6 +95,7 @@ class PropertyUpdate(Body):
     dimensions: list[DimensionIn] | None = Field(
         default=None, min_length=1, max_length=MAX_DIMENSIONS
     )
+    retention_days: int | None = Field(default=None, ge=1, le=36_500)  # null: the bucket's
 
     @model_validator(mode="after")
     def _unique(self) -> PropertyUpdate:
@@ -108,4 +110,5 @@ class PropertyOut(Resource):
     name: str
     description: str | None
     type: str | None
+    retention_days: int | None
     dimensions: list[DimensionOut]

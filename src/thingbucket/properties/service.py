@@ -72,6 +72,7 @@ def _property_out(prop: Property, series: Sequence[Series]) -> PropertyOut:
         name=prop.name,
         description=prop.description,
         type=prop.type_id,
+        retention_days=prop.retention_days,
         dimensions=[_dimension_out(s) for s in series],
     )
 
@@ -93,8 +94,8 @@ async def list_types(
     else:
         org_ids = []
     types, next_cursor = await repo.types(org_ids, cursor, limit)
-    dims = await repo.type_dimensions([t.id for t in types])
-    return [_type_out(t, dims.get(t.id, [])) for t in types], next_cursor
+    dims = await repo.type_dimensions([t.pk for t in types])
+    return [_type_out(t, dims.get(t.pk, [])) for t in types], next_cursor
 
 
 def _type_out(ptype: PropertyType, dims: Sequence[TypeDimension]) -> PropertyTypeOut:
@@ -122,7 +123,7 @@ async def create_type(
         raise Forbidden()
     await accounts.require_org(session, who, org_id, "admin")
     repo = PropertyRepository(session)
-    if await repo.type_(body.id) is not None:
+    if await repo.type_(body.id, org_id) is not None:  # the org's own, or a built-in id
         raise PropertyTypeExists()
     ptype = PropertyType(
         id=body.id, organization_id=org_id, name=body.name, description=body.description
@@ -131,7 +132,7 @@ async def create_type(
     await session.flush()
     dims = [
         TypeDimension(
-            type_id=ptype.id,
+            type_pk=ptype.pk,
             position=i,
             dimension_id=d.id,
             name=d.name,
@@ -152,10 +153,10 @@ async def _usable_type(
     session: AsyncSession, type_id: str, org_id: str
 ) -> tuple[PropertyType, list[TypeDimension]]:
     repo = PropertyRepository(session)
-    ptype = await repo.type_(type_id)
-    if ptype is None or ptype.organization_id not in (None, org_id):
+    ptype = await repo.type_(type_id, org_id)
+    if ptype is None:
         raise PropertyTypeNotFound()
-    return ptype, (await repo.type_dimensions([ptype.id]))[ptype.id]
+    return ptype, (await repo.type_dimensions([ptype.pk]))[ptype.pk]
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -209,6 +210,7 @@ async def create(
         name=body.name,
         description=body.description,
         type_id=type_id,
+        retention_days=body.retention_days,
         attributes={},
     )
     repo.add(prop)
@@ -226,7 +228,7 @@ async def get_visible(
     repo = PropertyRepository(session)
     prop = await repo.visible(who, property_id)
     if prop is None or prop.thing_id != thing_id:
-        raise PropertyNotFound()
+        raise PropertyNotFound(target=("property", property_id))
     return prop, (await repo.series([prop.id]))[prop.id]
 
 
@@ -268,6 +270,8 @@ async def update(
         prop.name = body.name
     if "description" in body.model_fields_set:
         prop.description = body.description
+    if "retention_days" in body.model_fields_set:
+        prop.retention_days = body.retention_days
     if body.dimensions is not None:
         series = _append_dimensions(prop, series, body.dimensions)
         repo.add(*series)
@@ -343,7 +347,9 @@ async def point_target(
         property_ref(prop),
         tuple(SeriesInfo(s.id, s.dimension_id, s.kind) for s in series),
         tuple(_dimension_out(s) for s in series),
-        await buckets.retention_days(session, prop.bucket_id),
+        prop.retention_days
+        if prop.retention_days is not None
+        else await buckets.retention_days(session, prop.bucket_id),
     )
 
 
@@ -373,7 +379,7 @@ async def point_target_by_id(
 ) -> PointTarget:
     prop = await PropertyRepository(session).visible(who, property_id)
     if prop is None:
-        raise PropertyNotFound()
+        raise PropertyNotFound(target=("property", property_id))
     return await point_target(session, who, prop.thing_id, prop.id, action)
 
 
@@ -395,5 +401,5 @@ async def ref_visible(session: AsyncSession, who: Principal, property_id: str) -
     """The place in the tree of a property visible to ``who`` (whatever its thing)."""
     prop = await PropertyRepository(session).visible(who, property_id)
     if prop is None:
-        raise PropertyNotFound()
+        raise PropertyNotFound(target=("property", property_id))
     return property_ref(prop)

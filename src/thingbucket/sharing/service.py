@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.access import service as access
 from thingbucket.access.models import AuditEvent, Grant
-from thingbucket.access.principal import Principal, Ref
+from thingbucket.access.principal import SYSTEM, Principal, Ref
 from thingbucket.accounts import service as accounts
 from thingbucket.accounts.models import Group, GroupMember
 from thingbucket.buckets import service as buckets
@@ -51,6 +51,29 @@ async def resource_ref(session: AsyncSession, who: Principal, kind: str, resourc
     if kind == "property":
         return await properties.ref_visible(session, who, resource_id)
     raise UnsupportedResource(f"Grants on {kind} resources come with collections and objects.")
+
+
+async def target_orgs(
+    session: AsyncSession, targets: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], str | None]:
+    """The organization of each (kind, id), None where it does not exist (for the audit log)."""
+    repo = SharingRepository(session)
+    out: dict[tuple[str, str], str | None] = {}
+    for kind, target_id in targets:
+        org_id: str | None = None
+        if kind == "grant":
+            grant = await repo.grant(target_id)
+            org_id = grant.organization_id if grant else None
+        elif kind == "group":
+            group = await repo.group(target_id)
+            org_id = group.organization_id if group else None
+        else:
+            try:
+                org_id = (await resource_ref(session, SYSTEM, kind, target_id)).org_id
+            except (NotFound, UnsupportedResource):
+                org_id = None
+        out[(kind, target_id)] = org_id
+    return out
 
 
 # --- grants ---------------------------------------------------------------------------------------
@@ -135,9 +158,10 @@ async def revoke_grant(session: AsyncSession, who: Principal, grant_id: str) -> 
     try:
         ref = await resource_ref(session, who, grant.resource_kind, grant.resource_id)
     except (NotFound, UnsupportedResource):
-        raise GrantNotFound() from None  # as unknown as the resource it is on
+        # As unknown as the resource it is on.
+        raise GrantNotFound(target=("grant", grant.id), org_id=grant.organization_id) from None
     if not await access.can(session, who, "admin", ref):
-        raise GrantNotFound()
+        raise GrantNotFound(target=("grant", grant.id), org_id=grant.organization_id)
     await repo.delete_grant(grant)
     access.record(
         session,
@@ -154,27 +178,36 @@ async def revoke_grant(session: AsyncSession, who: Principal, grant_id: str) -> 
 
 
 async def _group(session: AsyncSession, who: Principal, group_id: str, action: str) -> Group:
-    """A group whose organization ``who`` may read (any member), or manage (owners, admins)."""
+    """A group whose organization ``who`` may read (any member), or manage (owners, admins,
+    organization admin keys)."""
     group = await SharingRepository(session).group(group_id)
     if group is None:
         raise GroupNotFound()
     org = Ref("org", group.organization_id, group.organization_id)
     if not await access.can(session, who, "read", org):
-        raise GroupNotFound()
-    if action == "admin" and not await access.can(session, who, "admin", org):
+        raise GroupNotFound(target=("group", group.id), org_id=group.organization_id)
+    if action == "admin" and not await access.can(session, who, "manage_groups", org):
         raise Forbidden("Only the organization's owners and admins manage its groups.")
     return group
 
 
 async def create_group(session: AsyncSession, who: Principal, body: GroupCreate) -> Group:
-    if who.kind != "person" or who.id is None:
-        raise Forbidden("Groups are made by persons.")
-    org_id = body.org_id or await accounts.personal_org_id(session, who.id)
-    org = await accounts.require_org(session, who, org_id, "admin")
+    if who.kind == "person" and who.id is not None:
+        org_id = body.org_id or await accounts.personal_org_id(session, who.id)
+    elif who.kind == "api_key" and who.bucket_id is None and who.role == "admin":
+        org_id = body.org_id or who.organization_id or ""
+    else:  # things and every other key (§4.4); told before any lookup
+        raise Forbidden("Groups are made by persons and organization admin keys.")
+    org = await accounts.require_org(session, who, org_id, "manage_groups")
     repo = SharingRepository(session)
     if await repo.group_named(org.id, body.name) is not None:
         raise GroupNameTaken()
-    group = Group(id=new_id(), organization_id=org.id, name=body.name, owner_id=who.id)
+    group = Group(
+        id=new_id(),
+        organization_id=org.id,
+        name=body.name,
+        owner_id=who.id if who.kind == "person" else None,
+    )
     repo.add(group)
     access.record(session, "group.created", who, org_id=org.id, target=("group", group.id))
     await session.flush()

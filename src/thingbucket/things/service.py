@@ -41,7 +41,7 @@ def thing_ref(thing: Thing) -> Ref:
 async def get(session: AsyncSession, who: Principal, thing_id: str) -> Thing:
     thing = await ThingRepository(session).visible(who, thing_id)
     if thing is None:
-        raise ThingNotFound()
+        raise ThingNotFound(target=("thing", thing_id))
     return thing
 
 

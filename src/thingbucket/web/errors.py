@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from thingbucket.access.principal import Principal
 from thingbucket.errors import AppError, ErrorKind, Unauthenticated
 from thingbucket.web.responses import ORJSONResponse, error_body
 
@@ -50,8 +51,21 @@ def render(exc: AppError) -> Response:
     )
 
 
+def audit_refusal(request: Request, exc: AppError) -> None:
+    """Count a 403, or a 404 that may hide something, as ``authz.denied`` (security.md §9).
+    Every surface's error handler calls this before rendering."""
+    who: Principal | None = getattr(request.state, "principal", None)
+    if who is None or who.kind == "anonymous":
+        return
+    if exc.kind != "forbidden" and not (exc.kind == "not_found" and exc.target is not None):
+        return
+    reason = f"{exc.error_code} {request.method}"[:64]  # the target says what
+    request.app.state.runtime.audit.denied(who, reason=reason, target=exc.target, org_id=exc.org_id)
+
+
 async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
+    audit_refusal(request, exc)
     who = getattr(request.state, "principal", None)
     if exc.kind == "not_found" and who is not None and who.kind == "anonymous":
         # Routes open to public grants take anonymous callers; what is not public answers them
