@@ -22,7 +22,7 @@ from thingbucket.kit.time import Precision, TimestampError, now_us, parse_timest
 from thingbucket.kit.timebuckets import BucketError, parse_interval
 from thingbucket.points import service
 from thingbucket.points.aggregate import FUNCTIONS, Function
-from thingbucket.points.errors import InvalidAggregate, InvalidRange
+from thingbucket.points.errors import InvalidAggregate, InvalidQuery, InvalidRange
 from thingbucket.points.formats import csv_line, csv_lines, ndjson_lines
 from thingbucket.points.service import AggQuery, RawQuery
 from thingbucket.web.deps import MaybePrincipalDep, PrincipalDep, RuntimeDep, SessionDep
@@ -269,6 +269,7 @@ async def read_points(
     fill: Annotated[str, Query(max_length=32)] = "none",
     tz: Annotated[str, Query(max_length=64)] = "UTC",
     format: Annotated[Literal["json", "csv", "ndjson"] | None, Query()] = None,
+    max_points: Annotated[int | None, Query(ge=3, le=100_000)] = None,
 ) -> Response:
     """Raw samples as rows ``[ts, v1, ...]`` in dimension order, or aggregates per time bucket
     with ``interval``; ``to`` is exclusive. CSV and NDJSON raw reads stream the whole range."""
@@ -281,8 +282,9 @@ async def read_points(
             step = parse_interval(interval)
         except BucketError as exc:
             raise InvalidAggregate(f"'interval': {exc}.") from None
-        query = AggQuery(start, end, step, _functions(agg), _fill(fill), tz, precision)
+        query = AggQuery(start, end, step, _functions(agg), _fill(fill), tz, precision, max_points)
         agg_answer = await service.read_aggregate(session, rt, who, thing_id, property_id, query)
+        applied = agg_answer.query
         if fmt == "csv":
             body = csv_line(agg_answer.columns) + csv_lines(agg_answer.rows, agg_answer.kinds)
             return Response(body, media_type=_STREAM_TYPES["csv"])
@@ -295,16 +297,18 @@ async def read_points(
                 "columns": agg_answer.columns,
                 "rows": agg_answer.rows,
                 "next_cursor": None,
-                "downsampled": False,
-                "interval": str(step),
-                "agg": list(query.functions),
-                "fill": query.fill,
-                "tz": query.tz,
+                "downsampled": agg_answer.downsampled,
+                "interval": str(applied.interval),
+                "agg": list(applied.functions),
+                "fill": applied.fill,
+                "tz": applied.tz,
             }
         )
     if fmt != "json":
         if end <= start:
             raise InvalidRange("'to' must be after 'from'.")
+        if max_points is not None:
+            raise InvalidQuery("'max_points' downsamples JSON answers and aggregates only.")
         target = await service.open_stream(session, rt, who, thing_id, property_id)
         chunks = service.stream_rows(rt, target, start, end, precision)
         if fmt == "csv":
@@ -320,7 +324,7 @@ async def read_points(
         who,
         thing_id,
         property_id,
-        RawQuery(start, end, limit, order == "desc", cursor, precision),
+        RawQuery(start, end, limit, order == "desc", cursor, precision, max_points),
     )
     return ORJSONResponse(
         {

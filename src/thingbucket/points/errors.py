@@ -14,3 +14,8 @@ class InvalidAggregate(Invalid):
 class TooManyBuckets(Invalid):
     code = "TOO_MANY_BUCKETS"
     message = "The query asks for too many buckets."
+
+
+class InvalidQuery(Invalid):
+    code = "INVALID_QUERY"
+    message = "These query parameters do not go together."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from thingbucket.points.aggregate import (
     fill_column,
     stats_of,
 )
+from thingbucket.points.downsample import Lttb, fitting, lttb_grid
 from thingbucket.points.errors import InvalidAggregate, InvalidRange, TooManyBuckets
 from thingbucket.points.repository import Grid, RangeDelete, scan, table_for
 from thingbucket.properties import service as properties
@@ -42,6 +43,7 @@ class RawQuery:
     descending: bool = False
     cursor: str | None = None
     precision: Precision = "ms"
+    max_points: int | None = None  # LTTB over the whole range when it holds more
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,10 @@ async def read_raw(
         raise InvalidRange("'to' must be after 'from'.")
     target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
     start, end = _window(query)
+    if query.max_points is not None:
+        downsampled = await _read_lttb(session, rt, target, start, end, query)
+        if downsampled is not None:
+            return downsampled
     if len(target.series) == 1 and target.series[0].kind in _PLAIN:
         return await _read_one(session, rt, target, start, end, query)
     per_series = [
@@ -99,6 +105,50 @@ async def read_raw(
         columns=["ts", *(s.dimension_id for s in target.series)],
         rows=table,
         next_cursor=next_cursor,
+    )
+
+
+async def _read_lttb(
+    session: AsyncSession, rt: Runtime, target: PointTarget, start: int, end: int, q: RawQuery
+) -> RawAnswer | None:
+    """The range downsampled by LTTB on its first number dimension, whole rows at the kept
+    timestamps; None when the range holds no more than ``max_points`` samples of it (or the
+    property has no number dimension), so that the caller reads it as it is."""
+    assert q.max_points is not None
+    key = next((s for s in target.series if s.kind == "number"), None)
+    if key is None:
+        return None
+    edges, width = lttb_grid(start, end, q.max_points)
+    grid = Grid(edges, width)
+    targets: list[tuple[float, float] | None] = [None] * (len(edges) - 1)
+    total = 0
+    for b, n, s_sum, *_ in await rt.samples.aggregate(session, key.id, start, end, grid):
+        total += n
+        targets[grid.bucket_of(b)] = (b + width / 2, s_sum / n)
+    if total <= q.max_points:
+        return None
+    picker = Lttb(edges, targets)
+    async for rows in scan(rt.samples, session, table_for(key.kind), key.id, start, end):
+        for ts, value in rows:
+            picker.feed(ts, value)
+    kept = picker.kept()
+    wanted = set(kept)
+    per_series: list[list[tuple[int, Any]]] = []
+    for s in target.series:
+        found: list[tuple[int, Any]] = []
+        async for rows in scan(rt.samples, session, table_for(s.kind), s.id, kept[0], kept[-1] + 1):
+            found.extend(row for row in rows if row[0] in wanted)
+        per_series.append(found)
+    table = _table(target.series, per_series, kept, US_PER[q.precision])
+    if q.descending:
+        table.reverse()
+    return RawAnswer(
+        property_id=target.property_id,
+        dimensions=list(target.dimensions),
+        columns=["ts", *(s.dimension_id for s in target.series)],
+        rows=table,
+        next_cursor=None,
+        downsampled=True,
     )
 
 
@@ -265,6 +315,7 @@ class AggQuery:
     fill: str = "none"  # none | null | previous | linear | a number
     tz: str = "UTC"
     precision: Precision = "ms"
+    max_points: int | None = None  # a coarser interval (a multiple of this one) beyond it
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +324,9 @@ class AggAnswer:
     dimensions: list[DimensionOut]
     columns: list[str]
     rows: list[list[Any]]
-    query: AggQuery
+    query: AggQuery  # as applied: its interval is the coarser one when downsampled
     kinds: list[str]  # of each value column: number, or the dimension's kind for first/last
+    downsampled: bool = False
 
 
 async def _series_stats(
@@ -321,9 +373,16 @@ async def read_aggregate(
         raise InvalidRange("'to' must be after 'from'.")
     target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
     limit = rt.settings.limits.buckets_per_query
+    asked = q
+    if q.max_points is not None:
+        q = replace(q, interval=fitting(q.interval, q.start, q.end, q.max_points))
     try:
         zone(q.tz)  # refused even where the interval does not use it (s, m, h)
         bucket_edges = edges(q.interval, q.tz, q.start, q.end, limit)
+        while q.max_points is not None and len(bucket_edges) - 1 > q.max_points:
+            # Calendar units vary in length: one more step where the estimate fell short.
+            q = replace(q, interval=Interval(q.interval.n + asked.interval.n, q.interval.unit))
+            bucket_edges = edges(q.interval, q.tz, q.start, q.end, limit)
     except _TooManyBuckets:
         raise TooManyBuckets(
             f"The query spans more than {limit} buckets of {q.interval}: use a longer interval "
@@ -363,6 +422,7 @@ async def read_aggregate(
         rows=rows,
         query=q,
         kinds=kinds,
+        downsampled=q.interval != asked.interval,
     )
 
 
