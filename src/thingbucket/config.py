@@ -175,6 +175,14 @@ class RetentionSettings(BaseModel):
     batch_samples: int = Field(default=10_000, ge=1)
 
 
+class RollupSettings(BaseModel):
+    """The background pass that rebuilds dirty rollup buckets (queries never wait for it)."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=1.0, gt=0)
+    batch_buckets: int = Field(default=500, ge=1)  # per writer job, so ingest is not held up
+
+
 class MetricsSettings(BaseModel):
     allow_from: list[str] = Field(default_factory=list)
 
@@ -196,6 +204,7 @@ class Settings(BaseSettings):
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    rollups: RollupSettings = Field(default_factory=RollupSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property

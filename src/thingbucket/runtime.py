@@ -123,12 +123,17 @@ class Runtime:
 
     def start_tasks(self) -> None:
         """The background work of a serving process (CLI commands run none of it)."""
-        if self.settings.retention.enabled:
-            from thingbucket.points.retention import RetentionTask
+        from thingbucket.points.retention import RetentionTask
+        from thingbucket.points.rollups import RollupTask
 
-            task = RetentionTask(self)
-            task.start()
-            self.tasks.append(task)
+        for enabled, kind in (
+            (self.settings.retention.enabled, RetentionTask),
+            (self.settings.rollups.enabled, RollupTask),
+        ):
+            if enabled:
+                task = kind(self)
+                task.start()
+                self.tasks.append(task)
 
     async def close(self) -> None:
         for task in self.tasks:

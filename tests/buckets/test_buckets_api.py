@@ -573,3 +573,16 @@ async def test_401_answers_carry_www_authenticate(client: httpx.AsyncClient, rt:
     good = await client.get("/api/v1/buckets", headers=owner.headers)
     assert good.status_code == 200
     assert "www-authenticate" not in good.headers
+
+
+async def test_a_nul_in_the_url_is_refused_before_any_lookup(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    owner = await make_person(client, rt)
+    for url in ("/api/v1/buckets/abc%00def", "/api/v1/persons?email=a%00b@example.com"):
+        answer = await client.get(url, headers=owner.headers)
+        assert answer.status_code == 400, url
+        assert answer.json()["error"]["code"] == "INVALID_URL"
+    named = await client.post("/api/v1/buckets", json={"name": "a\u0000b"}, headers=owner.headers)
+    assert named.status_code == 400
+    assert named.json()["error"]["code"] == "INVALID_JSON"

@@ -14,18 +14,18 @@ from thingbucket.kit.jsonstrict import StrictJsonError, depth, loads
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
 
+# Text a database can store: no NUL, no unpaired surrogates (those are refused, below).
+texts = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 json_scalars = (
     st.none()
     | st.booleans()
     | st.integers(min_value=INT64_MIN, max_value=INT64_MAX)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
+    | texts
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=20,
 )
 
@@ -201,3 +201,23 @@ def test_the_error_message_is_short_and_does_not_echo_the_document() -> None:
     with pytest.raises(StrictJsonError) as info:
         loads('{"key": "' + secret + '"} trailing')
     assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"a\\u0000b"',
+        '{"k\\u0000": 1}',
+        '{"k": "\\u0000"}',
+        '[[["x", "\\u0000"]]]',
+        '{"a": [{"b": "\\ud800"}]}',
+        '"\\udc00 lone"',
+    ],
+)
+def test_nul_and_unpaired_surrogates_are_refused_anywhere(text: str) -> None:
+    with pytest.raises(StrictJsonError):
+        loads(text)
+
+
+def test_paired_surrogate_escapes_are_text() -> None:
+    assert loads('"\\ud83d\\ude00"') == "\U0001f600"

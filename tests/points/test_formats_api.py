@@ -18,6 +18,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 CSV = {"Content-Type": "text/csv"}
 NDJSON = {"Content-Type": "application/x-ndjson"}
+JSON = {"Content-Type": "application/json"}
 MIXED = [
     {"id": "temp", "name": "Temperature", "unit": "°C", "kind": "number"},
     {"id": "note", "name": "Note", "unit": "", "kind": "text"},
@@ -233,3 +234,24 @@ async def test_a_stream_refused_for_a_stranger_is_an_ordinary_404(
     )
     assert answer.status_code == 404
     assert answer.json()["error"]["code"].endswith("_NOT_FOUND")
+
+
+async def test_a_text_value_holding_nul_is_a_row_error_in_every_body_form(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    s = await make_setup(client, rt, dimensions=MIXED)
+    t = now_ms() - 60_000
+    bodies = [
+        (orjson.dumps({"points": [[t, 1.0, "ok"], [t + 1, 2.0, "a\x00b"]]}), JSON),
+        (f"ts,temp,note\n{t},1,ok\n{t + 1},2,a\x00b\n".encode(), CSV),
+    ]
+    for body, headers in bodies:
+        answer = await send(client, s, body, headers)
+        assert answer.status_code == 400, answer.text
+        (detail,) = answer.json()["error"]["details"]
+        assert (detail["index"], detail["dimension"], detail["code"]) == (
+            1,
+            "note",
+            "INVALID_VALUE",
+        )
+    assert await rows_of(client, s, t - 1) == []  # nothing of either batch

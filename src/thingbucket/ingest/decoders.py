@@ -249,6 +249,8 @@ def decode_rows(
                         f"value longer than {limits.text_value_bytes} bytes",
                         "VALUE_TOO_LONG",
                     )
+                elif "\x00" in value:  # PostgreSQL text cannot hold it; refused on both
+                    errors.add(index, dim.id, "text holds a NUL character", "INVALID_VALUE")
                 else:
                     text.append((dim.series_id, ts, value))
             else:

@@ -1,7 +1,9 @@
 """Strict JSON for control-plane bodies, token requests and JWT parts (security.md §5.2).
 
 Refuses duplicate keys, NaN/Infinity, integers beyond 64 bits, nesting deeper than the limit,
-invalid UTF-8 and trailing data. Sample bodies use orjson instead (fast; the last duplicate wins).
+invalid UTF-8, trailing data, and strings holding NUL or an unpaired surrogate escape (no
+database can store them as text, and PostgreSQL refuses them outright). Sample bodies use orjson
+instead (fast; the last duplicate wins).
 """
 
 from __future__ import annotations
@@ -17,11 +19,24 @@ class StrictJsonError(ValueError):
     pass
 
 
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise StrictJsonError("a string holds a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StrictJsonError("a string holds an unpaired surrogate") from None
+
+
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
             raise StrictJsonError(f"duplicate key {key[:40]!r}")
+        _check_text(key)
+        if isinstance(value, str):
+            _check_text(value)
         obj[key] = value
     return obj
 
@@ -89,4 +104,22 @@ def loads(data: bytes | str, *, max_depth: int = 32) -> Any:
         raise StrictJsonError(str(exc).split(":")[0]) from None
     if depth(value, max_depth) > max_depth:
         raise StrictJsonError(f"JSON nested deeper than {max_depth} levels")
+    _check_lists(value)
     return value
+
+
+def _check_lists(value: Any) -> None:
+    """Strings in lists (object members are checked as they are parsed)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for item in node:
+                if isinstance(item, str):
+                    _check_text(item)
+                elif isinstance(item, list | dict):
+                    stack.append(item)
+        elif isinstance(node, dict):
+            stack.extend(v for v in node.values() if isinstance(v, list | dict))
+        elif isinstance(node, str):
+            _check_text(node)

@@ -60,3 +60,32 @@ samples_num = _sample_table("samples_num", sa.Float(53))
 # Text, booleans and JSON values, stored as JSON text; the series kind says how to read them.
 samples_text = _sample_table("samples_text", sa.Text())
 SAMPLE_TABLES = ("samples_num", "samples_text")
+
+
+def _level_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    return sa.Table(
+        name,
+        Base.metadata,
+        sa.Column("series_id", sa.Integer, nullable=False),
+        sa.Column("level", sa.SmallInteger, nullable=False),  # 0: 1 min, 1: 1 h, 2: 1 day
+        sa.Column("bucket", sa.BigInteger, nullable=False),  # start, microseconds (UTC)
+        *columns,
+        sa.PrimaryKeyConstraint("series_id", "level", "bucket"),
+        sqlite_with_rowid=False,
+    )
+
+
+# One row per non-empty bucket of a number series (points.rollups says how they stay exact).
+rollups = _level_table(
+    "rollups",
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float(53), nullable=False),
+    sa.Column("lo", sa.Float(53), nullable=False),
+    sa.Column("hi", sa.Float(53), nullable=False),
+    sa.Column("first_ts", sa.BigInteger, nullable=False),
+    sa.Column("first", sa.Float(53), nullable=False),
+    sa.Column("last_ts", sa.BigInteger, nullable=False),
+    sa.Column("last", sa.Float(53), nullable=False),
+)
+# Buckets whose rollup is missing or stale, written in the transaction that made them so.
+rollup_dirty = _level_table("rollup_dirty")

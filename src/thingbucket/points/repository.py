@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.buckets.models import Bucket
 from thingbucket.points.models import Series
+from thingbucket.points.rollups import LEVELS, Mark, delete_plan, marks_for
 from thingbucket.properties.models import Property
 
 NumRow = tuple[int, int, float]
@@ -184,6 +185,99 @@ def _dedupe(rows: Sequence[tuple[int, int, Any]]) -> tuple[list[int], list[int],
     return sids, tss, list(last.values())
 
 
+# --- rollups (see points.rollups): one statement text for both drivers, ``?`` placeholders ------
+
+_MARK = (
+    "INSERT INTO rollup_dirty (series_id, level, bucket) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# PostgreSQL writes run beside the rollup pass: updating an existing mark locks it until the
+# write commits, so the pass (which deletes the mark before reading the samples) waits for the
+# write's samples instead of clearing the mark without them.
+_MARK_LOCKING = (
+    "INSERT INTO rollup_dirty (series_id, level, bucket) VALUES ($1, $2, $3) "
+    "ON CONFLICT (series_id, level, bucket) DO UPDATE SET bucket = EXCLUDED.bucket"
+)
+_DROP_WHOLE = "DELETE FROM rollups WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket < ?"
+_DIRTY = (
+    "SELECT series_id, level, bucket FROM rollup_dirty ORDER BY level, series_id, bucket LIMIT ?"
+)
+_FINER_DIRTY = (
+    "SELECT 1 FROM rollup_dirty WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket <= ? "
+    "LIMIT 1"
+)
+_CLEAN = "DELETE FROM rollup_dirty WHERE series_id = ? AND level = ? AND bucket = ?"
+_DROP_ONE = "DELETE FROM rollups WHERE series_id = ? AND level = ? AND bucket = ?"
+_INSERT = (
+    "INSERT INTO rollups (series_id, level, bucket, n, total, lo, hi, first_ts, first, last_ts, "
+    "last) "
+)
+# A minute from its samples; first and last by key lookup of min(ts) and max(ts).
+_FROM_SAMPLES = _INSERT + (
+    "SELECT CAST(? AS INTEGER), 0, CAST(? AS BIGINT), g.n, g.s, g.lo, g.hi, g.t0, f.value, g.t1, "
+    "l.value FROM (SELECT count(*) AS n, "
+    "sum(value) AS s, min(value) AS lo, max(value) AS hi, min(ts) AS t0, max(ts) AS t1 FROM "
+    "samples_num WHERE series_id = ? AND ts >= ? AND ts <= ?) AS g "
+    "JOIN samples_num f ON f.series_id = ? AND f.ts = g.t0 "
+    "JOIN samples_num l ON l.series_id = ? AND l.ts = g.t1"
+)
+# An hour from its (clean) minutes, a day from its hours.
+_FROM_FINER = _INSERT + (
+    "SELECT CAST(? AS INTEGER), CAST(? AS SMALLINT), CAST(? AS BIGINT), g.n, g.s, g.lo, g.hi, "
+    "g.t0, f.first, g.t1, l.last FROM (SELECT sum(n) AS n, "
+    "sum(total) AS s, min(lo) AS lo, max(hi) AS hi, min(first_ts) AS t0, max(last_ts) AS t1 "
+    "FROM rollups WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket <= ?) AS g "
+    "JOIN rollups f ON f.series_id = ? AND f.level = ? AND f.bucket >= ? AND f.bucket <= ? "
+    "AND f.first_ts = g.t0 "
+    "JOIN rollups l ON l.series_id = ? AND l.level = ? AND l.bucket >= ? AND l.bucket <= ? "
+    "AND l.last_ts = g.t1"
+)
+# Clean rows and dirty marks of a range in one statement, so that one snapshot decides both.
+_ROLLUP_READ = (
+    "SELECT bucket, n, total, lo, hi, first, last, 0 AS dirty FROM rollups r "
+    "WHERE series_id = :sid AND level = :lv AND bucket >= :a AND bucket < :z AND NOT EXISTS "
+    "(SELECT 1 FROM rollup_dirty d WHERE d.series_id = r.series_id AND d.level = r.level "
+    "AND d.bucket = r.bucket) UNION ALL SELECT bucket, 0, 0, 0, 0, 0, 0, 1 FROM rollup_dirty "
+    "WHERE series_id = :sid AND level = :lv AND bucket >= :a AND bucket < :z ORDER BY 1"
+)
+
+
+def _pg(sql: str) -> str:
+    """The statement with asyncpg's numbered placeholders."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
+
+
+def last_of(bucket: int, level: int) -> int:
+    """The last microsecond of a bucket (inclusive bounds: the last bucket ends at int64's end)."""
+    return min(bucket + LEVELS[level] - 1, 2**63 - 1)
+
+
+def _recompute_args(sid: int, level: int, bucket: int) -> tuple[str, tuple[int, ...]]:
+    """The statement and arguments that rebuild one bucket's rollup (after _DROP_ONE)."""
+    z = last_of(bucket, level)
+    if level == 0:
+        return _FROM_SAMPLES, (sid, bucket, sid, bucket, z, sid, sid)
+    finer = level - 1
+    return _FROM_FINER, (
+        sid, level, bucket, sid, finer, bucket, z, sid, finer, bucket, z, sid, finer, bucket, z,
+    )  # fmt: skip
+
+
+def _delete_marks(spec: RangeDelete) -> tuple[list[tuple[int, int, int, int]], list[Mark]]:
+    """Rollup ranges a delete drops whole, and the buckets it cuts, of its number series."""
+    whole: list[tuple[int, int, int, int]] = []
+    cut: list[Mark] = []
+    plan = delete_plan(spec.start, spec.end)
+    for sid, kind in spec.series:
+        if kind != "number":
+            continue
+        for level, lo, hi, edges in plan:
+            if lo < hi:
+                whole.append((sid, level, lo, hi))
+            cut.extend((sid, level, b) for b in edges)
+    return whole, cut
+
+
 class SqliteSamples:
     """Writes run on the writer thread's own sqlite3 connection; reads on the session's."""
 
@@ -217,6 +311,7 @@ class SqliteSamples:
     def write(self, conn: sqlite3.Connection, batch: SampleBatch) -> None:
         if batch.num:
             self._upsert(conn, "samples_num", batch.num)
+            conn.executemany(_MARK, marks_for(batch.num))
         if batch.text:
             self._upsert(conn, TEXT_TABLE, batch.text)
 
@@ -228,7 +323,28 @@ class SqliteSamples:
                 (sid, spec.start, spec.end),
             )
             deleted += cur.rowcount
+        whole, cut = _delete_marks(spec)
+        conn.executemany(_DROP_WHOLE, whole)
+        conn.executemany(_MARK, cut)
         return deleted
+
+    def recompute(self, conn: sqlite3.Connection, limit: int) -> int:
+        """Rebuild up to ``limit`` dirty buckets, finest first (in the writer's transaction, so
+        no write runs beside it); returns how many it rebuilt."""
+        done = 0
+        for sid, level, bucket in conn.execute(_DIRTY, (limit,)).fetchall():
+            if (
+                level
+                and conn.execute(
+                    _FINER_DIRTY, (sid, level - 1, bucket, last_of(bucket, level))
+                ).fetchone()
+            ):
+                continue  # its finer buckets first
+            conn.execute(_CLEAN, (sid, level, bucket))
+            conn.execute(_DROP_ONE, (sid, level, bucket))
+            conn.execute(*_recompute_args(sid, level, bucket))
+            done += 1
+        return done
 
     async def read(
         self,
@@ -354,6 +470,7 @@ class PostgresSamples:
             await conn.execute(
                 self._UPSERT.format(table="samples_num", vtype="float8"), *_dedupe(batch.num)
             )
+            await conn.executemany(_MARK_LOCKING, sorted(marks_for(batch.num)))
         if batch.text:
             await conn.execute(
                 self._UPSERT.format(table=TEXT_TABLE, vtype="text"), *_dedupe(batch.text)
@@ -369,7 +486,31 @@ class PostgresSamples:
                 spec.end,
             )
             deleted += int(status.split()[-1])
+        whole, cut = _delete_marks(spec)
+        if whole:
+            await conn.executemany(_pg(_DROP_WHOLE), whole)
+        if cut:
+            await conn.executemany(_MARK_LOCKING, sorted(cut))
         return deleted
+
+    async def recompute(self, conn: Any, limit: int) -> int:
+        """Up to ``limit`` dirty buckets, finest first, each in its own short transaction: the
+        mark goes first (waiting for a write that holds it), then the rollup is rebuilt from
+        what has committed. Holding one mark at a time, it cannot deadlock with writes."""
+        done = 0
+        for sid, level, bucket in await conn.fetch(_pg(_DIRTY), limit):
+            z = last_of(bucket, level)
+            if level and await conn.fetchval(_pg(_FINER_DIRTY), sid, level - 1, bucket, z):
+                continue
+            async with conn.transaction():
+                status = await conn.execute(_pg(_CLEAN), sid, level, bucket)
+                if status.endswith(" 0"):
+                    continue  # another replica's pass took it
+                await conn.execute(_pg(_DROP_ONE), sid, level, bucket)
+                sql, args = _recompute_args(sid, level, bucket)
+                await conn.execute(_pg(sql), *args)
+            done += 1
+        return done
 
     async def read(
         self,
@@ -524,7 +665,7 @@ async def partitions(session: AsyncSession) -> list[tuple[str, str, int, int]]:
 
 
 async def drop_partition_unless_held(
-    session: AsyncSession, partition: str, keep_series: Sequence[int]
+    session: AsyncSession, partition: str, span: tuple[int, int], keep_series: Sequence[int]
 ) -> dict[int, int] | None:
     """PostgreSQL: drop ``partition`` unless one of ``keep_series`` has a sample in it, and
     return how many samples of each series went (None: kept). The partition is locked first, so
@@ -546,6 +687,15 @@ async def drop_partition_unless_held(
     )
     gone = {int(sid): int(n) for sid, n in counts.all()}
     await session.execute(sa.text(f"DROP TABLE {partition}"))
+    if partition.startswith("samples_num") and gone:  # months are whole days: every level
+        for table in ("rollups", "rollup_dirty"):
+            await session.execute(
+                sa.text(
+                    f"DELETE FROM {table} WHERE series_id = ANY(CAST(:ids AS integer[])) "
+                    "AND bucket >= :a AND bucket < :z"
+                ),
+                {"ids": list(gone), "a": span[0], "z": span[1]},
+            )
     return gone
 
 
@@ -554,3 +704,22 @@ async def series_ids(session: AsyncSession, table: str) -> list[int]:
     op = "=" if table == "samples_num" else "<>"
     rows = await session.execute(sa.text(f"SELECT id FROM series WHERE kind {op} 'number'"))
     return [r[0] for r in rows.all()]
+
+
+_ROLLUP_READ_PG = (
+    _ROLLUP_READ.replace(":sid", "$1").replace(":lv", "$2").replace(":a", "$3").replace(":z", "$4")
+)
+
+
+async def rollup_rows(
+    session: AsyncSession, series_id: int, level: int, start: int, end: int
+) -> Sequence[Sequence[Any]]:
+    """(bucket, n, sum, min, max, first, last, dirty) of the level's buckets in [start, end):
+    clean rollups and dirty marks (their other fields 0), read in one snapshot, by the driver
+    (tens of thousands of rows for a month of minutes)."""
+    conn = await _driver_connection(session)
+    if session.get_bind().dialect.name == "sqlite":
+        params = {"sid": series_id, "lv": level, "a": start, "z": end}
+        rows: Sequence[Sequence[Any]] = await conn.execute_fetchall(_ROLLUP_READ, params)
+        return rows
+    return await conn.fetch(_ROLLUP_READ_PG, series_id, level, start, end)  # type: ignore[no-any-return]

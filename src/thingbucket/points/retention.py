@@ -108,13 +108,13 @@ async def _drop_expired_partitions(
     async with rt.db.session() as session:
         parts = await repo.partitions(session)
         every = {t: await repo.series_ids(session, t) for t in {p[0] for p in parts}}
-    for table, name, _start, end in parts:
+    for table, name, start, end in parts:
         if end > now:
             continue
         # Series that keep a sample in this month: no retention, or a cutoff before its end.
         keep = [sid for sid in every[table] if cutoffs.get(sid, TS_MIN_US) < end]
         async with rt.db.session() as session:
-            counts = await repo.drop_partition_unless_held(session, name, keep)
+            counts = await repo.drop_partition_unless_held(session, name, (start, end), keep)
         if counts is not None:
             dropped.append(name)
             for sid, n in counts.items():

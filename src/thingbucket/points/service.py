@@ -28,7 +28,8 @@ from thingbucket.points.aggregate import (
 )
 from thingbucket.points.downsample import Lttb, fitting, lttb_grid
 from thingbucket.points.errors import InvalidAggregate, InvalidRange, TooManyBuckets
-from thingbucket.points.repository import Grid, RangeDelete, scan, table_for
+from thingbucket.points.repository import AggRow, Grid, RangeDelete, scan, table_for
+from thingbucket.points.rollups import LEVELS, fitting_level
 from thingbucket.properties import service as properties
 from thingbucket.properties.schemas import DimensionOut
 from thingbucket.properties.service import PointTarget, SeriesInfo
@@ -340,6 +341,9 @@ async def _series_stats(
     out: list[Stats | None] = [None] * (len(grid.edges) - 1)
     numeric = s.kind == "number"
     if numeric and not need_values:
+        level = fitting_level(grid.edges, q.start, q.end)
+        if level is not None:
+            return await _stats_from_rollups(session, rt, s.id, q, grid, level)
         for b, n, total, lo, hi, first, last in await rt.samples.aggregate(
             session, s.id, q.start, q.end, grid
         ):
@@ -358,6 +362,65 @@ async def _series_stats(
             bucket.append((ts, value if plain else decode_value(s.kind, value)))
     if bucket:
         out[current] = stats_of(bucket, numeric, need_values)
+    return out
+
+
+async def _rollup_pieces(
+    session: AsyncSession, rt: Runtime, sid: int, level: int, start: int, end: int, grid: Grid
+) -> list[AggRow]:
+    """Rows ``(position, n, sum, min, max, first, last)`` covering [start, end), which the
+    level's buckets tile: clean rollups as they are, dirty ones one level finer, down to the
+    samples. ``position`` lies in the query bucket the row belongs to."""
+    out: list[AggRow] = []
+    width = LEVELS[level]
+    z_max = 2**63 - 1  # a bucket's end past int64: the samples end there anyway
+    for bucket, *stats, dirty in await repository.rollup_rows(session, sid, level, start, end):
+        if not dirty:
+            out.append((bucket, *stats))
+        elif level:
+            out.extend(
+                await _rollup_pieces(
+                    session, rt, sid, level - 1, bucket, min(bucket + width, z_max), grid
+                )
+            )
+        else:
+            rows = await rt.samples.aggregate(
+                session, sid, bucket, min(bucket + width, z_max), grid
+            )
+            out.extend((bucket, *row[1:]) for row in rows)
+    return out
+
+
+async def _stats_from_rollups(
+    session: AsyncSession, rt: Runtime, sid: int, q: AggQuery, grid: Grid, level: int
+) -> list[Stats | None]:
+    """Per query bucket, its rollups combined with the samples of the edges that no rollup
+    bucket fills; exactly what the samples alone give (sums up to rounding)."""
+    width = LEVELS[level]
+    a = -(-q.start // width) * width
+    z = (q.end // width) * width
+    pieces = await _rollup_pieces(session, rt, sid, level, a, z, grid)
+    for lo, hi in ((q.start, a), (z, q.end)):
+        if lo < hi:
+            pieces.extend(
+                (lo, *r[1:]) for r in await rt.samples.aggregate(session, sid, lo, hi, grid)
+            )
+    pieces.sort(key=lambda p: p[0])
+    out: list[Stats | None] = [None] * (len(grid.edges) - 1)
+    for position, n, total, lo_v, hi_v, first, last in pieces:
+        i = grid.bucket_of(position)
+        cur = out[i]
+        if cur is None:
+            out[i] = Stats(n, total, lo_v, hi_v, first, last)
+        else:
+            out[i] = Stats(
+                cur.count + n,
+                (cur.sum or 0.0) + total,
+                min(cur.min, lo_v),
+                max(cur.max, hi_v),
+                cur.first,
+                last,
+            )
     return out
 
 

@@ -34,6 +34,7 @@ class WriteResult:
     ranges: dict[int, tuple[int, int]]  # series id -> (first, last) timestamp touched
     samples: int = 0
     deleted: int = 0
+    recomputed: int = 0  # rollup buckets rebuilt
 
 
 AfterCommit = Callable[[WriteResult], None]
@@ -56,6 +57,10 @@ class Writer(Protocol):
     def forget_partitions(self) -> None:
         """Retention dropped partitions: make them again when a write needs them."""
 
+    async def recompute_rollups(self, limit: int) -> int:
+        """Rebuild up to ``limit`` dirty rollup buckets; how many it rebuilt."""
+        ...
+
 
 @dataclass(slots=True)
 class _Job:
@@ -66,6 +71,7 @@ class _Job:
     result: WriteResult | None = None
     error: BaseException | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    recompute: int = 0  # a rollup pass of up to this many buckets, neither batch nor delete
 
 
 def _run_hooks(hooks: list[AfterCommit], result: WriteResult) -> None:
@@ -74,6 +80,14 @@ def _run_hooks(hooks: list[AfterCommit], result: WriteResult) -> None:
             hook(result)
         except Exception:  # a failing listener never affects an acknowledged write
             log.exception("after-commit hook failed")
+
+
+def _job_error(exc: Exception) -> Unavailable:
+    if isinstance(exc, sqlite3.Error):
+        log.warning("sample write failed: %s", exc)
+        return _sqlite_error(exc)
+    log.exception("sample write failed")
+    return Unavailable(retry_after=5)
 
 
 def _sqlite_error(exc: sqlite3.Error) -> Unavailable:
@@ -134,11 +148,14 @@ class SqliteWriter:
     async def delete(self, spec: RangeDelete) -> WriteResult:
         return await self._submit(None, spec, 1)
 
+    async def recompute_rollups(self, limit: int) -> int:
+        return (await self._submit(None, None, 1, recompute=limit)).recomputed
+
     async def _submit(
-        self, batch: SampleBatch | None, spec: RangeDelete | None, weight: int
+        self, batch: SampleBatch | None, spec: RangeDelete | None, weight: int, recompute: int = 0
     ) -> WriteResult:
         assert self._loop is not None, "writer not started"
-        job = _Job(batch, spec, weight, self._loop.create_future())
+        job = _Job(batch, spec, weight, self._loop.create_future(), recompute=recompute)
         with self._cv:
             if self._closing:
                 raise Unavailable(retry_after=5)
@@ -187,6 +204,8 @@ class SqliteWriter:
             conn.close()
 
     def _apply(self, conn: sqlite3.Connection, job: _Job) -> WriteResult:
+        if job.recompute:
+            return WriteResult(ranges={}, recomputed=self._samples.recompute(conn, job.recompute))
         if job.batch is not None:
             self._samples.write(conn, job.batch)
             return WriteResult(ranges=job.batch.ranges(), samples=len(job.batch))
@@ -209,21 +228,20 @@ class SqliteWriter:
         return results
 
     def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+        # Whatever fails fails its jobs, never the writer thread (every later write would wait).
         try:
             for job, result in zip(group, self._transaction(conn, group), strict=True):
                 job.result = result
             return
-        except sqlite3.Error as exc:
+        except Exception as exc:
             if len(group) == 1:
-                log.warning("sample write failed: %s", exc)
-                group[0].error = _sqlite_error(exc)
+                group[0].error = _job_error(exc)
                 return
         for job in group:  # the shared transaction failed: each member once on its own
             try:
                 job.result = self._transaction(conn, [job])[0]
-            except sqlite3.Error as exc:
-                log.warning("sample write failed: %s", exc)
-                job.error = _sqlite_error(exc)
+            except Exception as exc:
+                job.error = _job_error(exc)
 
     def _settle(self, group: list[_Job]) -> None:
         for job in group:
@@ -250,6 +268,9 @@ def _postgres_error(exc: BaseException) -> Unavailable:
     return Unavailable(retry_after=5)
 
 
+_ROLLUP_LOCK = 0x7462726F6C6C  # serialises rollup passes across replicas
+
+
 class PostgresWriter:
     """A pooled path: each request commits in its own transaction on one of a few connections."""
 
@@ -268,6 +289,18 @@ class PostgresWriter:
 
     def forget_partitions(self) -> None:
         self._samples.forget_partitions()
+
+    async def recompute_rollups(self, limit: int) -> int:
+        async def run(conn: Any) -> WriteResult:
+            # One pass at a time across replicas; the others wait their turn.
+            await conn.execute("SELECT pg_advisory_lock($1)", _ROLLUP_LOCK)
+            try:
+                done = await self._samples.recompute(conn, limit)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _ROLLUP_LOCK)
+            return WriteResult(ranges={}, recomputed=done)
+
+        return (await self._run(run, 1)).recomputed
 
     async def start(self) -> None:
         import asyncpg

@@ -53,6 +53,11 @@ class CredentialsInUrl(Invalid):
     message = "Credentials are not accepted in the URL; send them in a header."
 
 
+class NulInUrl(Invalid):
+    code = "INVALID_URL"
+    message = "The URL holds a NUL character (%00)."
+
+
 class UnsupportedEncoding(UnsupportedMedia):
     code = "UNSUPPORTED_ENCODING"
     message = "Content-Encoding must be identity, gzip or deflate (one layer)."
@@ -160,6 +165,8 @@ class GuardMiddleware:
         query: bytes = scope.get("query_string", b"")
         if len(raw_path) + len(query) > limits.url_bytes:
             raise UriTooLong()
+        if b"%00" in raw_path or b"%00" in query or "\x00" in scope["path"]:
+            raise NulInUrl()  # no id, name or filter holds one, and PostgreSQL refuses them
         if query:
             pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
             if len(pairs) > limits.query_params:

@@ -1,0 +1,105 @@
+"""Rollups: per number series, count/sum/min/max/first/last per 1 min, 1 h and 1 day (UTC).
+
+How they stay exact:
+
+- Every write marks the buckets it touches dirty, in the transaction of its samples; a delete
+  drops the rollups of the buckets it covers whole and marks the ones it cuts. So a bucket is
+  either dirty, or its rollup row is right, or it has no row and no samples.
+- A background pass (through the writer, so never beside a write of the same bucket) recomputes
+  dirty buckets: minutes from the samples, hours from clean minutes, days from clean hours.
+- A query reads rollup rows and dirty marks in one statement; a dirty bucket is read one level
+  finer, down to the samples; the edges of a range that do not fill a bucket come from the
+  samples. An answer never uses a stale row.
+
+The pure parts and the background pass live here; the SQL in ``points.repository``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thingbucket.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LEVELS: tuple[int, ...] = (60_000_000, 3_600_000_000, 86_400_000_000)  # microseconds
+_INT64 = (-(2**63), 2**63 - 1)
+
+Mark = tuple[int, int, int]  # (series id, level, bucket start)
+
+
+def marks_for(rows: Iterable[tuple[int, int, float]]) -> set[Mark]:
+    """The buckets of every level that these samples fall in (one modulo per sample)."""
+    minute = LEVELS[0]
+    firsts = {(sid, ts - ts % minute) for sid, ts, _ in rows}
+    out: set[Mark] = {(sid, 0, b) for sid, b in firsts}
+    for level in range(1, len(LEVELS)):
+        w = LEVELS[level]
+        out.update((sid, level, b - b % w) for sid, b in firsts)
+    return out
+
+
+def delete_plan(start: int, end: int) -> list[tuple[int, int, int, list[int]]]:
+    """For a delete of [start, end): per level, the buckets it covers whole ([lo, hi), their
+    rollups go) and the ones it cuts (to mark dirty)."""
+    plan = []
+    for level, w in enumerate(LEVELS):
+        lo = -(-start // w) * w  # first whole bucket
+        hi = (end // w) * w  # end of the last whole bucket
+        cut = {start - start % w, (end - 1) - (end - 1) % w}
+        # A bucket starting before the int64 range holds nothing (timestamps are int64).
+        cut = {b for b in cut if not (lo <= b and b + w <= hi) and b >= _INT64[0]}
+        lo, hi = max(lo, _INT64[0]), min(hi, _INT64[1])
+        plan.append((level, lo, max(lo, hi), sorted(cut)))
+    return plan
+
+
+def fitting_level(edges: Sequence[int], start: int, end: int) -> int | None:
+    """The coarsest level whose buckets tile every query bucket, if a whole one fits."""
+    for level in range(len(LEVELS) - 1, -1, -1):
+        w = LEVELS[level]
+        if all(e % w == 0 for e in edges) and -(-start // w) * w < (end // w) * w:
+            return level
+    return None
+
+
+async def catch_up(rt: Runtime, *, rounds: int = 1_000) -> int:
+    """Rebuild dirty buckets until none is left (or ``rounds`` passes); how many it rebuilt."""
+    limit = rt.settings.rollups.batch_buckets
+    total = 0
+    for _ in range(rounds):
+        done = await rt.writer.recompute_rollups(limit)
+        total += done
+        if done == 0:
+            break
+    return total
+
+
+class RollupTask:
+    """``catch_up`` every ``rollups.interval_s``: queries stay exact meanwhile, only slower."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="thingbucket-rollups")
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._rt.settings.rollups.interval_s)
+            try:
+                await catch_up(self._rt, rounds=20)
+            except Exception:  # the marks stay; the next pass tries again
+                log.exception("rollup pass failed")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
