@@ -56,8 +56,10 @@ def base_settings(data_dir: Path, database_url: str | None = None, **sections: A
         "server": {"data_dir": str(data_dir), "log_level": "warning"},
         "security": {"secret_key": TEST_SECRET},
         "mqtt": {"port": 0},  # the embedded broker on a free port (Mosquitto may hold 1883)
-        # The shared apps run no retention pass behind the tests' backs; its tests call it.
+        # The shared apps run no retention or rollup pass behind the tests' backs; their tests
+        # call them (and tests/cli/test_retention_cli.py sees serve run both by itself).
         "retention": {"enabled": False},
+        "rollups": {"enabled": False},
     }
     if database_url:
         overrides["database"] = {"url": database_url}

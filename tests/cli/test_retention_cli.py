@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -56,7 +58,7 @@ def test_the_retention_command_shows_then_deletes_what_has_expired(tmp_path: Pat
         assert _stamps(server.url, points, headers) == stamps[2:]
 
 
-def test_serve_deletes_expired_samples_by_itself(tmp_path: Path) -> None:
+def test_serve_builds_rollups_and_deletes_expired_samples_by_itself(tmp_path: Path) -> None:
     env = child_env(
         THINGBUCKET_SECURITY__SECRET_KEY=TEST_SECRET,
         THINGBUCKET_RETENTION__FIRST_RUN_AFTER_S="0.2",
@@ -70,3 +72,14 @@ def test_serve_deletes_expired_samples_by_itself(tmp_path: Path) -> None:
             time.sleep(0.1)
             left = _stamps(server.url, points, headers)
         assert left == stamps[2:]
+        # The rollup pass ran too: no bucket is left dirty, and the recent sample has rollups.
+        with closing(
+            sqlite3.connect(f"file:{tmp_path / 'thingbucket.db'}?mode=ro", uri=True)
+        ) as db:
+            for _ in range(100):
+                dirty = db.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
+                if dirty == 0:
+                    break
+                time.sleep(0.1)
+            assert dirty == 0
+            assert db.execute("SELECT count(*) FROM rollups").fetchone()[0] == 3  # 1 min, 1 h, 1 d

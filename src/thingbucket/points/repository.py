@@ -263,6 +263,14 @@ def _recompute_args(sid: int, level: int, bucket: int) -> tuple[str, tuple[int, 
     )  # fmt: skip
 
 
+def _num_ranges(
+    batch: SampleBatch, ranges: dict[int, tuple[int, int]]
+) -> dict[int, tuple[int, int]] | None:
+    """The ranges of the number series alone; None when text series share the batch (their
+    ranges would mark buckets of series that have no rollups, harmless but wasted)."""
+    return ranges if not batch.text else None
+
+
 def _delete_marks(spec: RangeDelete) -> tuple[list[tuple[int, int, int, int]], list[Mark]]:
     """Rollup ranges a delete drops whole, and the buckets it cuts, of its number series."""
     whole: list[tuple[int, int, int, int]] = []
@@ -308,10 +316,13 @@ class SqliteSamples:
             chunk = rows[start : start + self._CHUNK]
             conn.execute(self._statement(table, len(chunk)), [v for row in chunk for v in row])
 
-    def write(self, conn: sqlite3.Connection, batch: SampleBatch) -> None:
+    def write(
+        self, conn: sqlite3.Connection, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
+    ) -> None:
+        """``ranges``: the batch's, which the caller computes once for its result too."""
         if batch.num:
             self._upsert(conn, "samples_num", batch.num)
-            conn.executemany(_MARK, marks_for(batch.num))
+            conn.executemany(_MARK, marks_for(batch.num, _num_ranges(batch, ranges)))
         if batch.text:
             self._upsert(conn, TEXT_TABLE, batch.text)
 
@@ -465,12 +476,15 @@ class PostgresSamples:
         if batch.text:
             await self.ensure_partitions(conn, TEXT_TABLE, (r[1] for r in batch.text))
 
-    async def write(self, conn: Any, batch: SampleBatch) -> None:
+    async def write(
+        self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
+    ) -> None:
         if batch.num:
             await conn.execute(
                 self._UPSERT.format(table="samples_num", vtype="float8"), *_dedupe(batch.num)
             )
-            await conn.executemany(_MARK_LOCKING, sorted(marks_for(batch.num)))
+            marks = marks_for(batch.num, _num_ranges(batch, ranges))
+            await conn.executemany(_MARK_LOCKING, sorted(marks))
         if batch.text:
             await conn.execute(
                 self._UPSERT.format(table=TEXT_TABLE, vtype="text"), *_dedupe(batch.text)

@@ -33,10 +33,28 @@ _INT64 = (-(2**63), 2**63 - 1)
 Mark = tuple[int, int, int]  # (series id, level, bucket start)
 
 
-def marks_for(rows: Iterable[tuple[int, int, float]]) -> set[Mark]:
-    """The buckets of every level that these samples fall in (one modulo per sample)."""
+_DENSE = 64  # minutes: a batch whose series span at most this many is marked by its ranges
+
+
+def marks_for(
+    rows: Iterable[tuple[int, int, float]], ranges: dict[int, tuple[int, int]] | None = None
+) -> set[Mark]:
+    """The buckets of every level that these samples fall in. With the batch's ``ranges``
+    (series -> first, last timestamp) and dense data, every minute between them, which costs
+    nothing per sample (a minute without samples is merely rebuilt to nothing); otherwise one
+    modulo per sample."""
     minute = LEVELS[0]
-    firsts = {(sid, ts - ts % minute) for sid, ts, _ in rows}
+    firsts: set[tuple[int, int]]
+    if ranges is not None and all(
+        hi // minute - lo // minute < _DENSE for lo, hi in ranges.values()
+    ):
+        firsts = {
+            (sid, b)
+            for sid, (lo, hi) in ranges.items()
+            for b in range(lo - lo % minute, hi + 1, minute)
+        }
+    else:
+        firsts = {(sid, ts - ts % minute) for sid, ts, _ in rows}
     out: set[Mark] = {(sid, 0, b) for sid, b in firsts}
     for level in range(1, len(LEVELS)):
         w = LEVELS[level]

@@ -207,8 +207,9 @@ class SqliteWriter:
         if job.recompute:
             return WriteResult(ranges={}, recomputed=self._samples.recompute(conn, job.recompute))
         if job.batch is not None:
-            self._samples.write(conn, job.batch)
-            return WriteResult(ranges=job.batch.ranges(), samples=len(job.batch))
+            ranges = job.batch.ranges()
+            self._samples.write(conn, job.batch, ranges)
+            return WriteResult(ranges=ranges, samples=len(job.batch))
         assert job.delete is not None
         deleted = self._samples.delete(conn, job.delete)
         spec = job.delete
@@ -316,19 +317,21 @@ class PostgresWriter:
     async def write(self, batch: SampleBatch) -> WriteResult:
         import asyncpg
 
+        ranges = batch.ranges()
+
         async def run(conn: Any) -> WriteResult:
             for attempt in (1, 2):
                 await self._samples.prepare(conn, batch)
                 try:
                     async with conn.transaction():
-                        await self._samples.write(conn, batch)
+                        await self._samples.write(conn, batch, ranges)
                     break
                 except asyncpg.CheckViolationError as exc:
                     # Retention dropped a month this process still knew: make it again, once.
                     if attempt == 2 or "no partition" not in str(exc):
                         raise
                     self._samples.forget_partitions()
-            return WriteResult(ranges=batch.ranges(), samples=len(batch))
+            return WriteResult(ranges=ranges, samples=len(batch))
 
         return await self._run(run, len(batch))
 
