@@ -104,11 +104,13 @@ async def test_a_grant_on_one_property_opens_that_property_only_until_revoked(
     audit = await client.get(
         "/api/v1/audit", params={"org_id": s.owner.org_id}, headers=s.owner.headers
     )
-    denials = {
-        (e["reason"], e["target_kind"], e["target_id"]): e
-        for e in audit.json()["items"]
-        if e["event"] == "authz.denied" and e["actor_id"] == reader.id
-    }
+    # Rows are per 10 s window: one kind of refusal may span two rows.
+    denials: dict[tuple[str, str, str], int] = {}
+    for e in audit.json()["items"]:
+        if e["event"] == "authz.denied" and e["actor_id"] == reader.id:
+            assert e["outcome"] == "denied"
+            key = (e["reason"], e["target_kind"], e["target_id"])
+            denials[key] = denials.get(key, 0) + e["count"]
     prop, other_prop_id = s.prop["id"], other_prop["id"]
     assert set(denials) >= {
         ("FORBIDDEN POST", "property", prop),  # the write, and passing the grant on
@@ -116,8 +118,7 @@ async def test_a_grant_on_one_property_opens_that_property_only_until_revoked(
         ("PROPERTY_NOT_FOUND GET", "property", other_prop_id),
         ("THING_NOT_FOUND GET", "thing", s.thing["id"]),
     }, sorted(denials)
-    assert denials[("PROPERTY_NOT_FOUND GET", "property", prop)]["count"] >= 2
-    assert all(e["outcome"] == "denied" and e["count"] >= 1 for e in denials.values())
+    assert denials[("PROPERTY_NOT_FOUND GET", "property", prop)] >= 2
     assert (
         await client.get("/api/v1/audit", params={"org_id": s.owner.org_id}, headers=reader.headers)
     ).status_code in (403, 404)
