@@ -51,7 +51,9 @@ class Lttb:
     """
 
     def __init__(self, edges: Sequence[int], targets: Sequence[tuple[float, float] | None]):
-        self._edges = edges
+        self._first = edges[0]
+        self._width = edges[1] - edges[0]  # lttb_grid's buckets are equal
+        self._last_bucket = len(edges) - 2
         # For each bucket, the target of the next non-empty one (None past the last).
         self._next: list[tuple[float, float] | None] = [None] * len(targets)
         ahead: tuple[float, float] | None = None
@@ -59,27 +61,23 @@ class Lttb:
             self._next[i] = ahead
             ahead = targets[i] if targets[i] is not None else ahead
         self._bucket = -1
-        self._kept: list[int] = []
-        self._anchor: tuple[int, float] | None = None
+        self._kept: list[tuple[int, float]] = []  # the last one anchors the next choice
         self._best: tuple[float, int, float] | None = None  # (area, ts, value)
         self._last: tuple[int, float] | None = None
 
     def _bucket_of(self, ts: int) -> int:
-        width = self._edges[1] - self._edges[0]
-        return min((ts - self._edges[0]) // width, len(self._edges) - 2)
+        return min((ts - self._first) // self._width, self._last_bucket)
 
     def _close(self) -> None:
         if self._best is not None:
             _, ts, value = self._best
-            self._kept.append(ts)
-            self._anchor = (ts, value)
+            self._kept.append((ts, value))
             self._best = None
 
     def feed(self, ts: int, value: float) -> None:
         self._last = (ts, value)
-        if self._anchor is None:
-            self._kept.append(ts)
-            self._anchor = (ts, value)
+        if not self._kept:
+            self._kept.append((ts, value))
             self._bucket = self._bucket_of(ts)
             return
         bucket = self._bucket_of(ts)
@@ -89,15 +87,15 @@ class Lttb:
         target = self._next[bucket]
         if target is None:  # the last bucket: keep its last sample, below
             return
-        ax, ay = self._anchor
+        ax, ay = self._kept[-1]
         cx, cy = target
         area = abs((ax - cx) * (value - ay) - (ax - ts) * (cy - ay))
         if self._best is None or area > self._best[0]:
             self._best = (area, ts, value)
 
-    def kept(self) -> list[int]:
-        """The timestamps kept, in order."""
+    def kept(self) -> list[tuple[int, float]]:
+        """The samples kept, ``(ts, value)`` in time order."""
         self._close()
-        if self._last is not None and self._kept[-1] != self._last[0]:
-            self._kept.append(self._last[0])
+        if self._last is not None and self._kept[-1][0] != self._last[0]:
+            self._kept.append(self._last)
         return self._kept

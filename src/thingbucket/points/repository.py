@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.buckets.models import Bucket
+from thingbucket.kit.time import TS_MAX_US
 from thingbucket.points.models import Series
 from thingbucket.points.rollups import LEVELS, Mark, delete_plan, marks_for
 from thingbucket.properties.models import Property
@@ -249,7 +250,7 @@ def _pg(sql: str) -> str:
 
 def last_of(bucket: int, level: int) -> int:
     """The last microsecond of a bucket (inclusive bounds: the last bucket ends at int64's end)."""
-    return min(bucket + LEVELS[level] - 1, 2**63 - 1)
+    return min(bucket + LEVELS[level] - 1, TS_MAX_US)
 
 
 def _recompute_args(sid: int, level: int, bucket: int) -> tuple[str, tuple[int, ...]]:

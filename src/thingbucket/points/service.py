@@ -14,7 +14,7 @@ from thingbucket.buckets import service as buckets
 from thingbucket.buckets.schemas import BucketOut
 from thingbucket.ingest.decoders import decode_value
 from thingbucket.kit.pagination import decode_cursor, encode_cursor
-from thingbucket.kit.time import US_PER, Precision, us_to_datetime, us_to_epoch
+from thingbucket.kit.time import TS_MAX_US, US_PER, Precision, us_to_datetime, us_to_epoch
 from thingbucket.kit.timebuckets import BucketError, Interval, edges, zone
 from thingbucket.kit.timebuckets import TooManyBuckets as _TooManyBuckets
 from thingbucket.points import repository
@@ -133,14 +133,20 @@ async def _read_lttb(
         for ts, value in rows:
             picker.feed(ts, value)
     kept = picker.kept()
-    wanted = set(kept)
+    stamps = [ts for ts, _ in kept]
+    wanted = set(stamps)
     per_series: list[list[tuple[int, Any]]] = []
     for s in target.series:
         found: list[tuple[int, Any]] = []
-        async for rows in scan(rt.samples, session, table_for(s.kind), s.id, kept[0], kept[-1] + 1):
-            found.extend(row for row in rows if row[0] in wanted)
+        if s is key:  # the picker kept its values
+            found = list(kept)
+        else:
+            async for rows in scan(
+                rt.samples, session, table_for(s.kind), s.id, stamps[0], stamps[-1] + 1
+            ):
+                found.extend(row for row in rows if row[0] in wanted)
         per_series.append(found)
-    table = _table(target.series, per_series, kept, US_PER[q.precision])
+    table = _table(target.series, per_series, stamps, US_PER[q.precision])
     if q.descending:
         table.reverse()
     return RawAnswer(
@@ -373,7 +379,7 @@ async def _rollup_pieces(
     samples. ``position`` lies in the query bucket the row belongs to."""
     out: list[AggRow] = []
     width = LEVELS[level]
-    z_max = 2**63 - 1  # a bucket's end past int64: the samples end there anyway
+    z_max = TS_MAX_US  # a bucket's end past int64: the samples end there anyway
     for bucket, *stats, dirty in await repository.rollup_rows(session, sid, level, start, end):
         if not dirty:
             out.append((bucket, *stats))
