@@ -207,19 +207,22 @@ class AuditAggregator:
             await self.flush()
 
     async def _resolved(self, rows: list[AuditEvent]) -> list[AuditEvent]:
-        unresolved = [
-            r for r in rows if r.event == DENIED and r.organization_id is None and r.target_id
-        ]
-        if not unresolved or self._resolve is None:
+        """Denials about a target of unknown organization get the target's, or are dropped."""
+
+        def target(row: AuditEvent) -> Target | None:
+            if row.event != DENIED or row.organization_id is not None or not row.target_id:
+                return None
+            return (row.target_kind or "", row.target_id)
+
+        wanted = {t for t in map(target, rows) if t is not None}
+        if not wanted or self._resolve is None:
             return rows
-        orgs = await self._resolve(
-            list({(r.target_kind or "", r.target_id or "") for r in unresolved})
-        )
-        pending = {id(r) for r in unresolved}
+        orgs = await self._resolve(list(wanted))
         kept = []
         for row in rows:
-            if id(row) in pending:
-                row.organization_id = orgs.get((row.target_kind or "", row.target_id or ""))
+            key = target(row)
+            if key is not None:
+                row.organization_id = orgs.get(key)
                 if row.organization_id is None:
                     continue  # it does not exist: an honest not-found, not a denial
             kept.append(row)
