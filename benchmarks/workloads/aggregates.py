@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from benchmarks import influx
 from benchmarks.context import Context
 from benchmarks.core import Row, median, rate, workload
-from benchmarks.load import ClientSpec, LoadSpec, batch_rows, run_load
+from benchmarks.load import batch_rows
 from benchmarks.server import Server, Target
+from benchmarks.workloads.reads import SEED_BATCH, SEED_CLIENTS, seed_property
 
 STEP_MS = 1000
 DAY_MS = 86_400_000
-SEED_CLIENTS = 4
-SEED_BATCH = 10_000
+SEED = 55  # of the values, so that InfluxDB gets exactly the samples the server got
 P5_TARGET_MS = 50.0
 P5_TARGET_SPEEDUP = 10.0
 P8_TARGET_BYTES = 30.0
@@ -54,36 +54,21 @@ def agg_data(ctx: Context) -> AggData:
         return cached
     server = ctx.server()
     days = 30 if ctx.mode.name == "full" else 7
-    per_client = -(-days * 86_400 // (SEED_CLIENTS * SEED_BATCH))
-    (target,) = server.new_targets(1, "aggregates")
     t0_ms = (int(time.time()) // 86_400) * DAY_MS - 45 * DAY_MS
-    span = per_client * SEED_BATCH * STEP_MS
-    starts = [t0_ms + c * span for c in range(SEED_CLIENTS)]
-    spec = LoadSpec(
-        url=server.url,
-        token=server.token,
-        clients=[ClientSpec(target.points_path, s, STEP_MS) for s in starts],
-        requests_per_client=per_client,
-        batch=SEED_BATCH,
-        seed=55,
-        deadline_s=600.0,
-    )
-    result = run_load(spec)
-    if not result.ok:
-        raise RuntimeError(f"seeding failed: statuses {result.statuses}; {result.errors[:3]}")
+    seeded = seed_property(server, "aggregates", days * 86_400, t0_ms, SEED, deadline_s=600.0)
     started = time.monotonic()
     while _dirty(server):
         if time.monotonic() - started > ROLLUP_WAIT_S:
             raise RuntimeError(f"rollups not built after {ROLLUP_WAIT_S:.0f} s")
         time.sleep(0.2)
     data = AggData(
-        target,
+        seeded.target,
         t0_ms,
         days,
-        per_client * SEED_CLIENTS * SEED_BATCH,
-        result.samples_per_s,
+        seeded.samples,
+        seeded.samples_per_s,
         time.monotonic() - started,
-        starts,
+        seeded.starts,
     )
     ctx.shared["agg_data"] = data
     return data
@@ -118,7 +103,7 @@ def _influx_ms(ctx: Context, data: AggData, runs: int) -> tuple[list[float], str
         started = time.perf_counter()
         for c, first in enumerate(data.spans):
             for index in range(per_client):
-                rows = batch_rows(55, c, index, SEED_BATCH, first, STEP_MS)
+                rows = batch_rows(SEED, c, index, SEED_BATCH, first, STEP_MS)
                 db.write([f"m value={value!r} {ts}" for ts, value in rows])
         write_s = time.perf_counter() - started
         q = INFLUX_QUERY.format(a=data.t0_ms, z=data.end_ms)

@@ -37,6 +37,38 @@ class ReadData:
         return {"from": str(self.t0_ms), "to": str(self.t0_ms + samples * STEP_MS)}
 
 
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    target: Target
+    starts: list[int]  # each seeding client's first timestamp (ms); their spans follow on
+    samples: int
+    samples_per_s: float
+
+
+def seed_property(
+    server: Server, label: str, samples: int, t0_ms: int, seed: int, deadline_s: float
+) -> Seeded:
+    """A new property with at least ``samples`` samples at 1 Hz from ``t0_ms``, written through
+    the API by SEED_CLIENTS clients in consecutive spans (untimed)."""
+    per_client = -(-samples // (SEED_CLIENTS * SEED_BATCH))
+    (target,) = server.new_targets(1, label)
+    span = per_client * SEED_BATCH * STEP_MS
+    starts = [t0_ms + c * span for c in range(SEED_CLIENTS)]
+    spec = LoadSpec(
+        url=server.url,
+        token=server.token,
+        clients=[ClientSpec(target.points_path, s, STEP_MS) for s in starts],
+        requests_per_client=per_client,
+        batch=SEED_BATCH,
+        seed=seed,
+        deadline_s=deadline_s,
+    )
+    result = run_load(spec)
+    if not result.ok:
+        raise RuntimeError(f"seeding failed: statuses {result.statuses}; {result.errors[:3]}")
+    return Seeded(target, starts, per_client * SEED_CLIENTS * SEED_BATCH, result.samples_per_s)
+
+
 def read_data(ctx: Context) -> ReadData:
     """One property holding ``mode.read_samples`` samples at 1 Hz, written through the API
     once per run (untimed) and shared by the read workloads."""
@@ -44,32 +76,17 @@ def read_data(ctx: Context) -> ReadData:
     if isinstance(cached, ReadData):
         return cached
     server = ctx.server()
-    per_client = -(-max(ctx.mode.read_samples, P6_SAMPLES) // (SEED_CLIENTS * SEED_BATCH))
-    samples = per_client * SEED_CLIENTS * SEED_BATCH
-    (target,) = server.new_targets(1, "reads")
     t0_ms = (int(time.time()) // 86_400) * DAY_MS - 30 * DAY_MS
-    span = per_client * SEED_BATCH * STEP_MS
-    spec = LoadSpec(
-        url=server.url,
-        token=server.token,
-        clients=[
-            ClientSpec(target.points_path, t0_ms + c * span, STEP_MS) for c in range(SEED_CLIENTS)
-        ],
-        requests_per_client=per_client,
-        batch=SEED_BATCH,
-        seed=99,
-        deadline_s=300.0,
+    seeded = seed_property(
+        server, "reads", max(ctx.mode.read_samples, P6_SAMPLES), t0_ms, seed=99, deadline_s=300.0
     )
-    result = run_load(spec)
-    if not result.ok:
-        raise RuntimeError(f"seeding failed: statuses {result.statuses}; {result.errors[:3]}")
-    (series_id,) = server.series_ids([target])
+    (series_id,) = server.series_ids([seeded.target])
     stored = server.stored_samples([series_id])
-    if stored != samples:
-        raise RuntimeError(f"seeding stored {stored} samples, {samples} acknowledged")
-    data = ReadData(target, series_id, t0_ms, samples)
+    if stored != seeded.samples:
+        raise RuntimeError(f"seeding stored {stored} samples, {seeded.samples} acknowledged")
+    data = ReadData(seeded.target, series_id, t0_ms, seeded.samples)
     ctx.shared["read_data"] = data
-    ctx.shared["read_seed_samples_per_s"] = result.samples_per_s
+    ctx.shared["read_seed_samples_per_s"] = seeded.samples_per_s
     return data
 
 
