@@ -22,6 +22,8 @@ class Mode:
     # P1: requests of 1000 points per client and run (plus warmup_requests untimed).
     ingest_requests_per_client: int
     ingest_warmup_requests: int
+    # P2 (PostgreSQL) and P3 (3 dimensions, and InfluxDB): the same, fewer in quick mode.
+    side_requests_per_client: int
     # P6/P7: samples seeded into the read property; P7 exports all of them.
     read_samples: int
     read_runs: int  # P6 latency runs (after one warm-up)
@@ -33,11 +35,12 @@ class Mode:
 QUICK = Mode(
     name="quick",
     runs=3,
-    ingest_requests_per_client=20,
+    ingest_requests_per_client=12,
     ingest_warmup_requests=1,
+    side_requests_per_client=6,
     read_samples=400_000,
     read_runs=3,
-    mqtt_messages_per_publisher=500,
+    mqtt_messages_per_publisher=300,
     mqtt_warmup_messages=20,
 )
 FULL = Mode(
@@ -45,6 +48,7 @@ FULL = Mode(
     runs=3,
     ingest_requests_per_client=60,
     ingest_warmup_requests=2,
+    side_requests_per_client=60,
     read_samples=1_000_000,
     read_runs=5,
     mqtt_messages_per_publisher=2000,

@@ -31,9 +31,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent  # so ``-m benchmarks.load
 
 @dataclass(frozen=True, slots=True)
 class ClientSpec:
-    path: str  # /api/v1/things/{tid}/properties/{pid}/points
+    path: str  # /api/v1/things/{tid}/properties/{pid}/points, or InfluxDB's /write?...
     t0_ms: int  # timestamp of the first point of the client's first request
     step_ms: int = 1000
+    tag: str = ""  # line protocol: the series tag of this client's points
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class LoadSpec:
     seed: int = 1
     deadline_s: float = 300.0
     max_retries: int = 5
+    dims: int = 1  # values per point
+    body: str = "json"  # or "line": InfluxDB line protocol, fields x0..x{dims-1}
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -86,14 +89,35 @@ def batch_rows(
     return [(first + i * step_ms, round(rng.uniform(-40.0, 60.0), 2)) for i in range(batch)]
 
 
+def point_rows(
+    seed: int, client: int, index: int, batch: int, t0_ms: int, step_ms: int, dims: int
+) -> list[tuple[Any, ...]]:
+    """``batch_rows`` with ``dims`` values per point (the extra ones derived from the first)."""
+    rows = batch_rows(seed, client, index, batch, t0_ms, step_ms)
+    if dims == 1:
+        return list(rows)
+    return [(ts, v, *(round(v * (d + 1) / 7 + d, 2) for d in range(1, dims))) for ts, v in rows]
+
+
+def line_body(tag: str, rows: list[tuple[Any, ...]]) -> bytes:
+    """The points as InfluxDB line protocol: measurement ``m``, tag ``c``, fields ``x0..``."""
+    return "\n".join(
+        f"m,c={tag} " + ",".join(f"x{d}={v!r}" for d, v in enumerate(values)) + f" {ts}"
+        for ts, *values in rows
+    ).encode()
+
+
 def _bodies(spec: LoadSpec) -> list[list[bytes]]:
     total = spec.warmup_requests + spec.requests_per_client
     out = []
     for c, client in enumerate(spec.clients):
         bodies = []
         for i in range(total):
-            rows = batch_rows(spec.seed, c, i, spec.batch, client.t0_ms, client.step_ms)
-            bodies.append(orjson.dumps({"points": rows}))
+            rows = point_rows(spec.seed, c, i, spec.batch, client.t0_ms, client.step_ms, spec.dims)
+            if spec.body == "line":
+                bodies.append(line_body(client.tag, rows))
+            else:
+                bodies.append(orjson.dumps({"points": rows}))
         out.append(bodies)
     return out
 
@@ -125,9 +149,7 @@ async def _send(
     for attempt in range(spec.max_retries + 1):
         started = time.perf_counter()
         try:
-            response = await client.post(
-                path, content=body, headers={"content-type": "application/json"}
-            )
+            response = await client.post(path, content=body, headers=_content_type[spec.body])
         except httpx.HTTPError as exc:
             tally.count(type(exc).__name__)
             tally.error(f"{path}: {type(exc).__name__}: {exc}")
@@ -148,6 +170,12 @@ async def _send(
             continue
         tally.error(f"{path}: {response.status_code} {response.text[:200]}")
         return
+
+
+_content_type = {
+    "json": {"content-type": "application/json"},
+    "line": {"content-type": "text/plain; charset=utf-8"},
+}
 
 
 async def _client_loop(
@@ -193,7 +221,7 @@ async def run(spec: LoadSpec) -> LoadResult:
     generate_s = time.perf_counter() - gen_started
     warm = [b[: spec.warmup_requests] for b in bodies]
     timed = [b[spec.warmup_requests :] for b in bodies]
-    headers = {"Authorization": f"Bearer {spec.token}"}
+    headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else {}
     timeout = httpx.Timeout(60.0, connect=5.0)
     # One connection per simulated client, as 16 devices would have.
     clients = [

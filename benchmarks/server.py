@@ -23,6 +23,8 @@ from typing import IO, Any
 import httpx
 import psutil
 
+from benchmarks import postgres
+
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
@@ -85,6 +87,7 @@ class Server:
     log_path: Path
     mqtt_port: int = 0  # the embedded broker's (0 in external broker mode)
     token: str = ""
+    database_url: str | None = None  # PostgreSQL (asyncpg's form); None: SQLite in data_dir
     _client: httpx.Client | None = None
     _bucket_id: str = ""
     _things: int = 0
@@ -133,8 +136,11 @@ class Server:
             self._bucket_id = str(self._post("/api/v1/buckets", {"name": "bench"})["id"])
         return self._bucket_id
 
-    def new_targets(self, count: int, label: str) -> list[Target]:
-        """``count`` things with one single-dimension number property each."""
+    def new_targets(self, count: int, label: str, dims: int = 1) -> list[Target]:
+        """``count`` things with one number property each: dimension ``value``, or ``x0``..
+        with ``dims`` > 1."""
+        names = ["value"] if dims == 1 else [f"x{d}" for d in range(dims)]
+        dimensions = [{"id": n, "name": n, "unit": "", "kind": "number"} for n in names]
         targets = []
         bucket = self.bucket_id()
         for _ in range(count):
@@ -144,10 +150,7 @@ class Server:
             )
             prop = self._post(
                 f"/api/v1/things/{thing['id']}/properties",
-                {
-                    "name": "t",
-                    "dimensions": [{"id": "value", "name": "Value", "unit": "", "kind": "number"}],
-                },
+                {"name": "t", "dimensions": dimensions},
             )
             targets.append(Target(str(thing["id"]), str(prop["id"])))
         return targets
@@ -159,28 +162,37 @@ class Server:
     # --- looking at the server from outside -------------------------------------------------
 
     def connect_readonly(self) -> sqlite3.Connection:
+        if self.database_url is not None:
+            raise ServerError(
+                "connect_readonly reads the SQLite file; this server is on PostgreSQL"
+            )
         return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
 
+    def _fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """A read-only query on the server's database (``?`` placeholders on both)."""
+        if self.database_url is None:
+            with closing(self.connect_readonly()) as conn:
+                return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+        return postgres.fetch(self.database_url, sql, *args)
+
     def series_ids(self, targets: Sequence[Target]) -> list[int]:
-        with closing(self.connect_readonly()) as conn:
-            out = []
-            for t in targets:
-                row = conn.execute(
-                    "SELECT id FROM series WHERE property_id = ? AND dimension_id = 'value'",
-                    (t.property_id,),
-                ).fetchone()
-                if row is None:
-                    raise ServerError(f"no series for property {t.property_id}")
-                out.append(int(row[0]))
-            return out
+        """The series of every dimension of these properties (in target, then dimension order)."""
+        out: list[int] = []
+        for t in targets:
+            rows = self._fetch(
+                "SELECT id FROM series WHERE property_id = ? ORDER BY id", t.property_id
+            )
+            if not rows:
+                raise ServerError(f"no series for property {t.property_id}")
+            out.extend(int(r[0]) for r in rows)
+        return out
 
     def stored_samples(self, series: Sequence[int]) -> int:
-        with closing(self.connect_readonly()) as conn:
-            marks = ",".join("?" * len(series))
-            row = conn.execute(
-                f"SELECT count(*) FROM samples_num WHERE series_id IN ({marks})", tuple(series)
-            ).fetchone()
-            return int(row[0])
+        marks = ",".join("?" * len(series))
+        rows = self._fetch(
+            f"SELECT count(*) FROM samples_num WHERE series_id IN ({marks})", *series
+        )
+        return int(rows[0][0])
 
     def ingested_samples(self) -> int:
         """``thingbucket_ingested_samples_total`` of ``/metrics``: samples the writer committed."""
@@ -333,14 +345,20 @@ class ExternalBroker:
 
 @contextmanager
 def running_server(
-    data_dir: Path, attempts: int = 3, broker: ExternalBroker | None = None
+    data_dir: Path,
+    attempts: int = 3,
+    broker: ExternalBroker | None = None,
+    database_url: str | None = None,
 ) -> Iterator[Server]:
-    """A server on SQLite in ``data_dir`` with an admin person and its access token; always
-    stopped on the way out. With ``broker``, in external broker mode (no embedded broker)."""
+    """A server on SQLite in ``data_dir`` (or on ``database_url``) with an admin person and its
+    access token; always stopped on the way out. With ``broker``, in external broker mode (no
+    embedded broker)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = child_env(secrets.token_urlsafe(48))
     if broker is not None:
         env.update(broker.env())
+    if database_url is not None:
+        env["THINGBUCKET_DATABASE__URL"] = database_url
     email, password = "bench@example.com", secrets.token_urlsafe(24)
     _create_user(data_dir, env, email, password)
     server: Server | None = None
@@ -363,7 +381,15 @@ def running_server(
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-            server = Server(process, port, data_dir, log_path, mqtt_port, _log_file=log_file)
+            server = Server(
+                process,
+                port,
+                data_dir,
+                log_path,
+                mqtt_port,
+                database_url=database_url,
+                _log_file=log_file,
+            )
             try:
                 _wait_healthy(server)
                 break

@@ -135,6 +135,38 @@ def check_cell(got: Any, fn: str, values: list[float], where: str) -> None:
         assert got == want, where
 
 
+def gap_fill(
+    expected: list[tuple[int, list[tuple[str, list[float]]]]], fill: str
+) -> list[list[float | int | None]]:
+    """What each empty bucket of each column should read under ``fill`` (previous, linear or a
+    number; None for a bucket with samples): one straightforward loop per column."""
+    out: list[list[float | int | None]] = [[None] * len(cells) for _, cells in expected]
+    for column in range(len(expected[0][1]) if expected else 0):
+        fn = expected[0][1][column][0]
+        if fn == "count":
+            continue  # never filled: 0
+        known = [
+            (i, b, compute(fn, cells[column][1]))
+            for i, (b, cells) in enumerate(expected)
+            if cells[column][1]
+        ]
+        for i, (b, cells) in enumerate(expected):
+            if cells[column][1]:
+                continue
+            before = [(j, t, v) for j, t, v in known if j < i]
+            after = [(j, t, v) for j, t, v in known if j > i]
+            if fill == "previous":
+                out[i][column] = before[-1][2] if before else None
+            elif fill == "linear":
+                if before and after:
+                    (_, ta, va), (_, tb, vb) = before[-1], after[0]
+                    if va is not None and vb is not None:
+                        out[i][column] = va + (vb - va) * (b - ta) / (tb - ta)
+            else:
+                out[i][column] = float(fill)
+    return out
+
+
 def check_answer(
     body: dict[str, Any],
     model: Model,
@@ -152,7 +184,17 @@ def check_answer(
     rows = body["rows"]
     context = f"{interval} {tz} fill={fill} [{start}, {end})"
     assert [r[0] for r in rows] == [b for b, _ in expected], context
-    for row, (b, cells) in zip(rows, expected, strict=True):
+    fills = gap_fill(expected, fill) if fill not in ("none", "null") else None
+    for i, (row, (b, cells)) in enumerate(zip(rows, expected, strict=True)):
         assert len(row) == 1 + len(cells)
-        for got, (fn, values), name in zip(row[1:], cells, body["columns"][1:], strict=True):
-            check_cell(got, fn, values, f"{context} bucket {b} {name}: {values}")
+        for column, (got, (fn, values), name) in enumerate(
+            zip(row[1:], cells, body["columns"][1:], strict=True)
+        ):
+            where = f"{context} bucket {b} {name}: {values}"
+            if fills is None or values or fn == "count":
+                check_cell(got, fn, values, where)
+                continue
+            want = fills[i][column]
+            assert (got is None) == (want is None), where
+            if want is not None:  # interpolated in another order
+                assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9), f"{where} {want}"

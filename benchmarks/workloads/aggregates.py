@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from benchmarks import influx
 from benchmarks.context import Context
-from benchmarks.core import Row, median, rate, workload
+from benchmarks.core import Row, Status, median, rate, workload
 from benchmarks.load import batch_rows
 from benchmarks.server import Server, Target
 from benchmarks.workloads.reads import SEED_BATCH, SEED_CLIENTS, seed_property
@@ -134,7 +134,7 @@ def aggregates(ctx: Context) -> Row:
     ]
     if not influx.available():
         notes.append("InfluxDB not installed (Debian package influxdb): no side-by-side figure")
-        status = "pass" if tb <= P5_TARGET_MS else "fail"
+        status: Status = "pass" if tb <= P5_TARGET_MS else "fail"
         return Row(
             "P5", "1-min aggregates, 1 Hz data", f"{tb:.0f} ms", "n/a", None,
             f"<= {P5_TARGET_MS:.0f} ms, >= {P5_TARGET_SPEEDUP:.0f} x InfluxDB", status, notes,

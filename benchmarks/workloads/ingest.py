@@ -1,19 +1,24 @@
-"""P1: HTTP ingest of 1000-point single-dimension batches from 16 clients, SQLite default."""
+"""P1 and P2: HTTP ingest of 1000-point single-dimension batches from 16 clients, on SQLite (the
+default) and on PostgreSQL, each against its raw driver."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import reference
+from benchmarks import postgres, reference
 from benchmarks.context import Context
 from benchmarks.core import Row, median, rate, workload
 from benchmarks.load import ClientSpec, LoadSpec, batch_rows, run_load
+from benchmarks.server import Server, running_server
 
 CLIENTS = 16
 BATCH = 1000
 STEP_MS = 1000  # 1 Hz devices
 TARGET_RATIO = 0.6
+PG_TARGET_RATIO = 0.5
 DAY_MS = 86_400_000
 
 
@@ -44,20 +49,33 @@ def _thread_shares(
     }
 
 
-@workload("P1")
-def http_ingest_sqlite(ctx: Context) -> Row:
-    server = ctx.server()
+@dataclass(slots=True)
+class Measured:
+    tb: float  # median samples/s
+    ref: float
+    runs: list[dict[str, Any]]
+    notes: list[str]
+
+
+def _measure(
+    ctx: Context,
+    server: Server,
+    label: str,
+    reference_rate: Callable[[list[reference.Batch]], float],
+    timed: int,
+) -> Measured:
+    """``mode.runs`` runs of 16 clients posting ``timed`` 1000-point batches each to new
+    properties; after each, the stored count is checked and ``reference_rate`` writes the same
+    timed samples."""
     mode = ctx.mode
-    warm, timed = mode.ingest_warmup_requests, mode.ingest_requests_per_client
-    ref_db = ctx.workdir / "reference-ingest.db"
+    warm = mode.ingest_warmup_requests
     t0_ms = (int(time.time()) // 86_400) * DAY_MS - 60 * DAY_MS
     tb_rates: list[float] = []
     ref_rates: list[float] = []
-    notes: list[str] = []
     runs: list[dict[str, Any]] = []
     for run in range(mode.runs):
         seed = run + 1
-        targets = server.new_targets(CLIENTS, f"p1-{run}")
+        targets = server.new_targets(CLIENTS, f"{label}-{run}")
         spec = LoadSpec(
             url=server.url,
             token=server.token,
@@ -83,11 +101,10 @@ def http_ingest_sqlite(ctx: Context) -> Row:
             raise RuntimeError(f"run {run}: {stored} samples stored, {expected} acknowledged")
         tb_rates.append(result.samples_per_s)
 
-        # The reference writes exactly the timed samples, as new series in its own file.
+        # The reference writes exactly the timed samples, as new series of its own.
         series = [run * CLIENTS + c + 1 for c in range(CLIENTS)]
         batches = _reference_batches(seed, series, warm, timed, t0_ms)
-        seconds = reference.ingest(ref_db, batches)
-        ref_rates.append(sum(len(b) for b in batches) / seconds)
+        ref_rates.append(reference_rate(batches))
         # Server CPU per acknowledged sample (warm-up included), then the share of a core it
         # needs at the measured rate.
         cpu_per_sample = server_cpu / expected
@@ -108,34 +125,76 @@ def http_ingest_sqlite(ctx: Context) -> Row:
                 "generate_s": result.generate_s,
             }
         )
-    tb, ref = median(tb_rates), median(ref_rates)
-    ratio = tb / ref
     server_share = median([r["server_cpu_core_share"] for r in runs])
     load_share = median([r["loadgen_cpu_core_share"] for r in runs])
     retries = sum(r["retries_503"] for r in runs)
     main_share = median([r["server_cpu_split"]["main"] for r in runs])
     busiest_share = median([r["server_cpu_split"]["busiest_other"] for r in runs])
-    notes.append(
+    notes = [
         f"server CPU {server_share:.0%} of one core (event-loop thread {main_share:.0%} of it, "
         f"busiest other thread {busiest_share:.0%}), load generator {load_share:.0%}; "
         f"p50 request latency {median([r['latency_ms']['p50'] for r in runs]):.0f} ms"
-    )
+    ]
     if retries:
         notes.append(f"{retries} requests answered 503 and were retried")
+    return Measured(median(tb_rates), median(ref_rates), runs, notes)
+
+
+def _row(id: str, backend: str, m: Measured, reference_name: str, target: float) -> Row:
+    ratio = m.tb / m.ref
     return Row(
-        id="P1",
-        workload=f"HTTP ingest, batch {BATCH}, {CLIENTS} clients, SQLite",
-        thingbucket=rate(tb),
-        reference=f"{rate(ref)} sqlite3 executemany",
+        id=id,
+        workload=f"HTTP ingest, batch {BATCH}, {CLIENTS} clients, {backend}",
+        thingbucket=rate(m.tb),
+        reference=f"{rate(m.ref)} {reference_name}",
         ratio=ratio,
-        target=f">= {TARGET_RATIO} x reference",
-        status="pass" if ratio >= TARGET_RATIO else "fail",
-        notes=notes,
+        target=f">= {target} x reference",
+        status="pass" if ratio >= target else "fail",
+        notes=m.notes,
         data={
             "unit": "samples/s",
-            "thingbucket": tb,
-            "reference": ref,
-            "samples_per_run": timed * CLIENTS * BATCH,
-            "runs": runs,
+            "thingbucket": m.tb,
+            "reference": m.ref,
+            "samples_per_run": m.runs[0]["samples"] if m.runs else 0,
+            "runs": m.runs,
         },
     )
+
+
+@workload("P1")
+def http_ingest_sqlite(ctx: Context) -> Row:
+    ref_db = ctx.workdir / "reference-ingest.db"
+
+    def sqlite_rate(batches: list[reference.Batch]) -> float:
+        seconds = reference.ingest(ref_db, batches)
+        return sum(len(b) for b in batches) / seconds
+
+    m = _measure(ctx, ctx.server(), "p1", sqlite_rate, ctx.mode.ingest_requests_per_client)
+    return _row("P1", "SQLite", m, "sqlite3 executemany", TARGET_RATIO)
+
+
+@workload("P2")
+def http_ingest_postgres(ctx: Context) -> Row:
+    why = postgres.unavailable()
+    if why is not None:
+        return Row(
+            "P2", "HTTP ingest, batch 1000, 16 clients, PostgreSQL", "-", "n/a", None,
+            f">= {PG_TARGET_RATIO} x reference", "skipped",
+            [f"PostgreSQL at {postgres.admin_url()} not reachable: {why}"],
+        )  # fmt: skip
+    url = ctx.stack.enter_context(postgres.fresh_database())
+    server = ctx.stack.enter_context(running_server(ctx.workdir / "server-pg", database_url=url))
+
+    def copy_rate(batches: list[reference.Batch]) -> float:
+        seconds = postgres.copy_ingest(url, batches)
+        return sum(len(b) for b in batches) / seconds
+
+    m = _measure(ctx, server, "p2", copy_rate, ctx.mode.side_requests_per_client)
+    m.notes.append(
+        "server on a fresh PostgreSQL database (dropped afterwards); reference: asyncpg "
+        "copy_records_to_table of the same samples, batch 1000, one transaction per batch, one "
+        "connection, into a table keyed (series_id, ts) in the same database"
+    )
+    row = _row("P2", "PostgreSQL", m, "asyncpg COPY", PG_TARGET_RATIO)
+    server.stop()
+    return row

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 SQL_FUNCTIONS = ("avg", "min", "max", "sum", "count", "first", "last", "spread", "diff")
 ALL_FUNCTIONS = (*SQL_FUNCTIONS, "median", "stddev")
 INTERVALS = ("1m", "15m", "1h", "1d", "1w", "1mo")
+FILLS = ("none", "null", "previous", "linear", "7")
 # The longest range queried per interval, so that one example stays around a few thousand buckets.
 MAX_SPAN = {"1m": 2 * DAY, "15m": 15 * DAY}
 ZONES = ("UTC", "Europe/Amsterdam")
@@ -172,7 +173,7 @@ def cases(draw: st.DrawFn, functions: int) -> Case:
         a, b = sorted(draw(st.tuples(edge, edge)))
         b = max(b, a + 1)
         windows.append((a, min(b, a + MAX_SPAN.get(interval, b - a))))
-    fills = draw(st.lists(st.sampled_from(["none", "null"]), min_size=6, max_size=6))
+    fills = draw(st.lists(st.sampled_from(FILLS), min_size=6, max_size=6))
     order = draw(st.permutations(range(functions)))
     return Case(dims, batches, windows, fills, order)
 

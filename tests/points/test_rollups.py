@@ -1,5 +1,6 @@
 """Rollups are exact: random writes, rewrites, deletes and (partial) rollup passes in any order,
-then aggregates over any window, checked against a naive recomputation, on both backends."""
+then aggregates over any window and with any gap fill, checked against a naive recomputation,
+on both backends."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 T0 = 1_780_000_000_000 - 1_780_000_000_000 % DAY  # a UTC midnight in 2026, epoch ms
 FUNCTIONS = ("count", "sum", "min", "max", "avg", "first", "last", "spread", "diff")
 INTERVALS = ("1m", "2m", "15m", "1h", "3h", "1d")
+FILLS = ("none", "none", "null", "previous", "linear", "-2.5")
 SPAN = 3 * DAY
 values = st.one_of(st.integers(-1000, 1000), st.floats(-1e6, 1e6, allow_nan=False))
 
@@ -42,7 +44,7 @@ instants = st.builds(
 @dataclass
 class Case:
     ops: list[tuple[Any, ...]]
-    windows: list[tuple[str, str, int, int]]  # (interval, tz, from, to)
+    windows: list[tuple[str, str, int, int, str]]  # (interval, tz, from, to, fill)
     finish: str  # "all" rollups built at the end, "some", or "none"
 
 
@@ -65,7 +67,10 @@ def cases(draw: st.DrawFn) -> Case:
         edge = st.one_of(instants, st.sampled_from(pool))
         a, b = sorted(draw(st.tuples(edge, edge)))
         tz = draw(st.sampled_from(["UTC", "Europe/Amsterdam"])) if interval == "1d" else "UTC"
-        windows.append((interval, tz, a, max(b, a + 1)))
+        fill = draw(st.sampled_from(FILLS))
+        if fill != "none":  # every bucket is answered: keep the window to a few hundred
+            b = min(b, a + 300 * {"1m": MIN, "2m": 2 * MIN}.get(interval, 15 * MIN))
+        windows.append((interval, tz, a, max(b, a + 1), fill))
     return Case(ops, windows, draw(st.sampled_from(["all", "all", "some", "none"])))
 
 
@@ -125,15 +130,15 @@ async def test_aggregates_with_rollups_match_a_naive_recomputation(
         assert (await rollup_rows(rt, property_id) > 0) == bool(model.series[0])
     elif case.finish == "some":
         await rt.writer.recompute_rollups(5)
-    for interval, tz, start, end in case.windows:
+    for interval, tz, start, end, fill in case.windows:
         answer = await client.get(
             url,
             params={"from": start, "to": end, "interval": interval, "agg": ",".join(FUNCTIONS),
-                    "tz": tz},
+                    "tz": tz, "fill": fill},
             headers=owner.headers,
         )  # fmt: skip
         assert answer.status_code == 200, answer.text
-        check_answer(answer.json(), model, ["speed"], start, end, interval, tz, FUNCTIONS, "none")
+        check_answer(answer.json(), model, ["speed"], start, end, interval, tz, FUNCTIONS, fill)
 
 
 async def test_a_late_sample_changes_the_answer_at_once(

@@ -110,7 +110,7 @@ def edges(interval: Interval, tz_name: str, start: int, end: int, limit: int) ->
         count = -(-(end - first) // width)
         if count > limit:
             raise TooManyBuckets(limit)
-        return [first + i * width for i in range(count + 1)]
+        return list(range(first, first + (count + 1) * width, width))
     if start < _CAL_MIN_US or end > _CAL_MAX_US:
         raise BucketError("calendar intervals need a range between the years 2 and 9997")
     try:

@@ -2,15 +2,18 @@
 
 The repository answers count, sum, min, max, first and last per bucket in SQL; every other
 function (median, stddev) is computed here from the raw samples of the bucket. Both meet in
-``Stats``, from which each requested function is read.
+``Stats``, from which each requested function is read. An answer's buckets are held as
+``Columns`` (one list per field): a month of minutes is 43,200 buckets, and an object per bucket
+would cost more than reading them from the database.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import operator
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,25 +49,95 @@ class Stats:
     last: Any = None
     values: list[float] | None = None  # only when a function needs them
 
-    def get(self, fn: Function) -> Any:
+
+@dataclass(slots=True)
+class Columns:
+    """The non-empty buckets of one series in time order: ``index`` holds each one's position
+    in the query's grid, the other fields one value per bucket (``sum``, ``min`` and ``max``
+    only for numbers, ``values`` only when a function needs them)."""
+
+    index: Sequence[int]
+    count: Sequence[int]
+    first: Sequence[Any]
+    last: Sequence[Any]
+    sum: Sequence[float] | None = None
+    min: Sequence[Any] | None = None
+    max: Sequence[Any] | None = None
+    values: Sequence[list[float]] | None = None
+
+    @classmethod
+    def of_rows(cls, index: Sequence[int], rows: Sequence[Sequence[Any]]) -> Columns:
+        """From rows ``(bucket, n, sum, min, max, first, last, ...)`` of numbers."""
+        if not rows:
+            return cls(index, [], [], [], [], [], [])
+        _, n, total, lo, hi, first, last, *_ = zip(*rows, strict=False)  # 7 or 8 wide
+        return cls(index, n, first, last, total, lo, hi)
+
+    @classmethod
+    def of_stats(cls, pairs: Iterable[tuple[int, Stats]], numeric: bool, values: bool) -> Columns:
+        pairs = list(pairs)
+        stats = [st for _, st in pairs]
+        return cls(
+            [i for i, _ in pairs],
+            [st.count for st in stats],
+            [st.first for st in stats],
+            [st.last for st in stats],
+            [st.sum or 0.0 for st in stats] if numeric else None,
+            [st.min for st in stats] if numeric else None,
+            [st.max for st in stats] if numeric else None,
+            [st.values or [] for st in stats] if values else None,
+        )
+
+    def get(self, fn: Function) -> list[Any]:
+        """The function's value per bucket (None throughout where it is not defined)."""
         if fn == "count":
-            return self.count
+            return list(self.count)
         if fn in ("first", "last"):
-            return self.first if fn == "first" else self.last
-        if self.sum is None:  # not a number series
-            return None
+            return list(self.first if fn == "first" else self.last)
+        if self.sum is None or self.min is None or self.max is None:  # not a number series
+            return [None] * len(self.index)
         if fn == "avg":
-            return self.sum / self.count
+            return list(map(operator.truediv, self.sum, self.count))
         if fn in ("min", "max", "sum"):
-            return getattr(self, fn)
+            return list(getattr(self, fn))
         if fn == "spread":
-            return self.max - self.min
+            return list(map(operator.sub, self.max, self.min))
         if fn == "diff":
-            return self.last - self.first
+            return list(map(operator.sub, self.last, self.first))
         assert self.values is not None
         if fn == "median":
-            return statistics.median(self.values)
-        return statistics.stdev(self.values) if self.count > 1 else None
+            return [statistics.median(v) for v in self.values]
+        return [statistics.stdev(v) if len(v) > 1 else None for v in self.values]
+
+
+def combine(index: Sequence[int], rows: Sequence[Sequence[Any]]) -> Columns:
+    """Columns from rows ``(bucket, n, sum, min, max, first, last, ...)`` in time order whose
+    positions ``index`` ascend; rows that share a position are one bucket."""
+    if all(map(operator.lt, index, itertools.islice(index, 1, None))):
+        return Columns.of_rows(index, rows)
+    at: list[int] = []
+    ns: list[int] = []
+    sums: list[float] = []
+    los: list[Any] = []
+    his: list[Any] = []
+    firsts: list[Any] = []
+    lasts: list[Any] = []
+    for i, (_, n, total, lo, hi, first, last, *_) in zip(index, rows, strict=True):
+        if at and at[-1] == i:
+            ns[-1] += n
+            sums[-1] += total
+            los[-1] = min(los[-1], lo)
+            his[-1] = max(his[-1], hi)
+            lasts[-1] = last
+        else:
+            at.append(i)
+            ns.append(n)
+            sums.append(total)
+            los.append(lo)
+            his.append(hi)
+            firsts.append(first)
+            lasts.append(last)
+    return Columns(at, ns, firsts, lasts, sums, los, his)
 
 
 def stats_of(ts_values: Sequence[tuple[int, Any]], numeric: bool, keep_values: bool) -> Stats:

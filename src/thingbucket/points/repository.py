@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -51,6 +52,11 @@ class SampleBatch:
 
     def ranges(self) -> dict[int, tuple[int, int]]:
         """Per series, the (first, last) timestamp touched."""
+        if not self.text and self.num:
+            sids = set(map(itemgetter(0), self.num))
+            if len(sids) == 1:  # one series, the common batch: min and max in C
+                stamps = list(map(itemgetter(1), self.num))
+                return {sids.pop(): (min(stamps), max(stamps))}
         out: dict[int, tuple[int, int]] = {}
         for rows in (self.num, self.text):
             for sid, ts, _ in rows:
@@ -178,6 +184,9 @@ async def _driver_connection(session: AsyncSession) -> Any:
 
 def _dedupe(rows: Sequence[tuple[int, int, Any]]) -> tuple[list[int], list[int], list[Any]]:
     """Columns for one statement; a later row for the same key wins (PostgreSQL refuses both)."""
+    sids, tss, values = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+    if len(set(zip(sids, tss, strict=True))) == len(rows):  # no key twice: the common case
+        return sids, tss, values
     last: dict[tuple[int, int], Any] = {}
     for sid, ts, value in rows:
         last[(sid, ts)] = value
@@ -454,7 +463,9 @@ class PostgresSamples:
         self._known.clear()
 
     async def ensure_partitions(self, conn: Any, table: str, timestamps: Iterable[int]) -> None:
-        months = {_month_index(ts) for ts in timestamps}
+        await self._ensure_months(conn, table, {_month_index(ts) for ts in timestamps})
+
+    async def _ensure_months(self, conn: Any, table: str, months: Iterable[int]) -> None:
         missing = [m for m in months if (table, m) not in self._known]
         if not missing:
             return
@@ -470,23 +481,51 @@ class PostgresSamples:
                 )
         self._known.update((table, m) for m in missing)
 
-    async def prepare(self, conn: Any, batch: SampleBatch) -> None:
+    async def prepare(
+        self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
+    ) -> None:
         """Make the partitions a batch needs, outside the batch's own transaction."""
-        if batch.num:
+        spans = _num_ranges(batch, ranges)
+        if spans is not None:
+            # Each series' months from its first to its last sample: two date conversions per
+            # series instead of one per sample (a span of a few months at most; wider, exact).
+            for lo, hi in spans.values():
+                first, last = _month_index(lo), _month_index(hi)
+                if last - first > 2:
+                    spans = None
+                    break
+                await self._ensure_months(conn, "samples_num", range(first, last + 1))
+        if batch.num and spans is None:
             await self.ensure_partitions(conn, "samples_num", (r[1] for r in batch.num))
         if batch.text:
             await self.ensure_partitions(conn, TEXT_TABLE, (r[1] for r in batch.text))
 
+    # Numbers and their dirty marks in one statement: atomic on its own, so a batch of numbers
+    # costs one round trip instead of BEGIN, upsert, marks, COMMIT. The marks arrive sorted
+    # (rows locked in one order across writers: no deadlock).
+    _NUM_WITH_MARKS = (
+        "WITH s AS (" + _UPSERT.format(table="samples_num", vtype="float8") + ") "
+        "INSERT INTO rollup_dirty (series_id, level, bucket) "
+        "SELECT * FROM unnest($4::integer[], $5::smallint[], $6::bigint[]) "
+        "ON CONFLICT (series_id, level, bucket) DO UPDATE SET bucket = EXCLUDED.bucket"
+    )
+
     async def write(
         self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
     ) -> None:
-        if batch.num:
-            await conn.execute(
-                self._UPSERT.format(table="samples_num", vtype="float8"), *_dedupe(batch.num)
-            )
-            marks = marks_for(batch.num, _num_ranges(batch, ranges))
-            await conn.executemany(_MARK_LOCKING, sorted(marks))
-        if batch.text:
+        """The batch, atomically (the caller holds no transaction)."""
+        if not batch.text:
+            marks = sorted(marks_for(batch.num, _num_ranges(batch, ranges)))
+            columns = [list(c) for c in zip(*marks, strict=True)] if marks else [[], [], []]
+            await conn.execute(self._NUM_WITH_MARKS, *_dedupe(batch.num), *columns)
+            return
+        async with conn.transaction():
+            if batch.num:
+                await conn.execute(
+                    self._UPSERT.format(table="samples_num", vtype="float8"), *_dedupe(batch.num)
+                )
+                mixed = marks_for(batch.num, _num_ranges(batch, ranges))
+                await conn.executemany(_MARK_LOCKING, sorted(mixed))
             await conn.execute(
                 self._UPSERT.format(table=TEXT_TABLE, vtype="text"), *_dedupe(batch.text)
             )
@@ -721,20 +760,63 @@ async def series_ids(session: AsyncSession, table: str) -> list[int]:
     return [r[0] for r in rows.all()]
 
 
-_ROLLUP_READ_PG = (
-    _ROLLUP_READ.replace(":sid", "$1").replace(":lv", "$2").replace(":a", "$3").replace(":z", "$4")
-)
+async def _fetch_range(
+    session: AsyncSession, sql: str, series_id: int, level: int, start: int, end: int
+) -> Sequence[Sequence[Any]]:
+    """A rollup statement with ``:sid :lv :a :z`` run by the driver (tens of thousands of rows
+    for a month of minutes): tuples on SQLite, records on PostgreSQL."""
+    conn = await _driver_connection(session)
+    if session.get_bind().dialect.name == "sqlite":
+        params = {"sid": series_id, "lv": level, "a": start, "z": end}
+        rows: Sequence[Sequence[Any]] = await conn.execute_fetchall(sql, params)
+        return rows
+    for i, name in enumerate((":sid", ":lv", ":a", ":z"), start=1):
+        sql = sql.replace(name, f"${i}")
+    return await conn.fetch(sql, series_id, level, start, end)  # type: ignore[no-any-return]
 
 
 async def rollup_rows(
     session: AsyncSession, series_id: int, level: int, start: int, end: int
 ) -> Sequence[Sequence[Any]]:
     """(bucket, n, sum, min, max, first, last, dirty) of the level's buckets in [start, end):
-    clean rollups and dirty marks (their other fields 0), read in one snapshot, by the driver
-    (tens of thousands of rows for a month of minutes)."""
-    conn = await _driver_connection(session)
-    if session.get_bind().dialect.name == "sqlite":
-        params = {"sid": series_id, "lv": level, "a": start, "z": end}
-        rows: Sequence[Sequence[Any]] = await conn.execute_fetchall(_ROLLUP_READ, params)
-        return rows
-    return await conn.fetch(_ROLLUP_READ_PG, series_id, level, start, end)  # type: ignore[no-any-return]
+    clean rollups and dirty marks (their other fields 0), read in one snapshot."""
+    return await _fetch_range(session, _ROLLUP_READ, series_id, level, start, end)
+
+
+# What each aggregate function is over one rollup row (the same IEEE operations as in Python).
+_ROLLUP_EXPR = {
+    "count": "n",
+    "sum": "total",
+    "min": "lo",
+    "max": "hi",
+    "first": "first",
+    "last": "last",
+    "avg": "total / n",
+    "spread": "hi - lo",
+    "diff": "last - first",
+}
+
+
+async def clean_rollup_answer(
+    session: AsyncSession,
+    series_id: int,
+    level: int,
+    start: int,
+    end: int,
+    functions: Sequence[str],
+    factor: int,
+) -> Sequence[Sequence[Any]]:
+    """Rows ``(bucket / factor, f1, f2, ...)`` of the level's buckets in [start, end), computed
+    by the database (any function but median and stddev), or none at all when a bucket of the
+    range is dirty (one statement, one snapshot): Python touches none of the rows."""
+    exprs = ", ".join(_ROLLUP_EXPR[f] for f in functions)
+    sql = (
+        f"SELECT bucket / {int(factor)}, {exprs} FROM rollups WHERE series_id = :sid "
+        "AND level = :lv AND bucket >= :a AND bucket < :z AND NOT EXISTS (SELECT 1 FROM "
+        "rollup_dirty WHERE series_id = :sid AND level = :lv AND bucket >= :a AND bucket < :z) "
+        "ORDER BY bucket"
+    )
+    rows = await _fetch_range(session, sql, series_id, level, start, end)
+    if rows and not isinstance(rows[0], tuple):  # orjson writes tuples, not asyncpg's records
+        return [tuple(r) for r in rows]
+    return rows

@@ -77,11 +77,18 @@ def delete_plan(start: int, end: int) -> list[tuple[int, int, int, list[int]]]:
     return plan
 
 
-def fitting_level(edges: Sequence[int], start: int, end: int) -> int | None:
-    """The coarsest level whose buckets tile every query bucket, if a whole one fits."""
+def fitting_level(
+    edges: Sequence[int], start: int, end: int, width: int | None = None
+) -> int | None:
+    """The coarsest level whose buckets tile every query bucket, if a whole one fits; ``width``
+    is the query buckets' when they are all equal."""
     for level in range(len(LEVELS) - 1, -1, -1):
         w = LEVELS[level]
-        if all(e % w == 0 for e in edges) and -(-start // w) * w < (end // w) * w:
+        if width is not None:
+            tiles = edges[0] % w == 0 and width % w == 0
+        else:
+            tiles = all(e % w == 0 for e in edges)
+        if tiles and -(-start // w) * w < (end // w) * w:
             return level
     return None
 

@@ -272,6 +272,12 @@ def _postgres_error(exc: BaseException) -> Unavailable:
 _ROLLUP_LOCK = 0x7462726F6C6C  # serialises rollup passes across replicas
 
 
+async def _keep_session(conn: Any) -> None:
+    """No reset query when a connection goes back to the pool (a round trip per write): the
+    writer sets no session state and unlocks what it locks; asyncpg still rolls back a
+    transaction left open."""
+
+
 class PostgresWriter:
     """A pooled path: each request commits in its own transaction on one of a few connections."""
 
@@ -307,7 +313,11 @@ class PostgresWriter:
         import asyncpg
 
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._connections, command_timeout=60
+            self._dsn,
+            min_size=1,
+            max_size=self._connections,
+            command_timeout=60,
+            reset=_keep_session,
         )
 
     async def close(self) -> None:
@@ -321,10 +331,9 @@ class PostgresWriter:
 
         async def run(conn: Any) -> WriteResult:
             for attempt in (1, 2):
-                await self._samples.prepare(conn, batch)
+                await self._samples.prepare(conn, batch, ranges)
                 try:
-                    async with conn.transaction():
-                        await self._samples.write(conn, batch, ranges)
+                    await self._samples.write(conn, batch, ranges)
                     break
                 except asyncpg.CheckViolationError as exc:
                     # Retention dropped a month this process still knew: make it again, once.
