@@ -272,12 +272,6 @@ def _postgres_error(exc: BaseException) -> Unavailable:
 _ROLLUP_LOCK = 0x7462726F6C6C  # serialises rollup passes across replicas
 
 
-async def _keep_session(conn: Any) -> None:
-    """No reset query when a connection goes back to the pool (a round trip per write): the
-    writer sets no session state and unlocks what it locks; asyncpg still rolls back a
-    transaction left open."""
-
-
 class PostgresWriter:
     """A pooled path: each request commits in its own transaction on one of a few connections."""
 
@@ -317,7 +311,6 @@ class PostgresWriter:
             min_size=1,
             max_size=self._connections,
             command_timeout=60,
-            reset=_keep_session,
         )
 
     async def close(self) -> None:
