@@ -99,6 +99,7 @@ PLANNED: dict[str, tuple[str, str]] = {
     "P6": ("raw range read, 100k samples, JSON", "<= 250 ms"),
     "P7": ("CSV export through the API", ">= 500k/s, memory flat"),
     "P8": ("disk per sample", "<= 30 B SQLite, <= 90 B PG"),
+    "P8-postgresql": ("disk per sample, PostgreSQL", "<= 90 B"),
     "P9": ("server RSS while ingesting 60 s", "growth <= 50 MiB"),
     "P10": ("disk per sample, cold chunks", "<= 4 B, reads no slower"),
 }

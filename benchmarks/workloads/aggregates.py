@@ -194,7 +194,7 @@ def disk_per_sample(ctx: Context) -> Row:
         status="pass" if with_rollups <= P8_TARGET_BYTES else "fail",
         notes=[
             f"{samples} samples in the server's file (every workload's so far); pages of the "
-            "sample table plus its rollups, from dbstat; PostgreSQL (<= 90 B) not measured yet",
+            "sample table plus its rollups, from dbstat; PostgreSQL: P8-postgresql",
         ],
         data={"unit": "bytes/sample", "samples": samples, "sizes": sizes},
     )

@@ -183,6 +183,7 @@ def http_ingest_postgres(ctx: Context) -> Row:
             [f"PostgreSQL at {postgres.admin_url()} not reachable: {why}"],
         )  # fmt: skip
     url = ctx.stack.enter_context(postgres.fresh_database())
+    ctx.shared["postgres_url"] = url  # P8-postgresql measures what P2 stored
     server = ctx.stack.enter_context(running_server(ctx.workdir / "server-pg", database_url=url))
 
     def copy_rate(batches: list[reference.Batch]) -> float:
@@ -198,3 +199,37 @@ def http_ingest_postgres(ctx: Context) -> Row:
     row = _row("P2", "PostgreSQL", m, "asyncpg COPY", PG_TARGET_RATIO)
     server.stop()
     return row
+
+
+PG_TARGET_BYTES = 90.0
+
+
+@workload("P8-postgresql")
+def disk_per_sample_postgres(ctx: Context) -> Row:
+    """Heap, indexes and TOAST of ``samples_num`` (all its partitions) and ``rollups`` per
+    stored sample, on the database P2 wrote."""
+    url = ctx.shared.get("postgres_url")
+    if not isinstance(url, str):
+        return Row(
+            "P8-postgresql", "disk per sample, PostgreSQL", "-", "n/a", None,
+            f"<= {PG_TARGET_BYTES:.0f} B", "skipped", ["measures P2's data: run it with P2"],
+        )  # fmt: skip
+    postgres.fetch(url, "VACUUM ANALYZE")  # the visibility map and free space settle first
+    samples = int(postgres.fetch(url, "SELECT count(*) FROM samples_num")[0][0])
+    table = postgres.table_bytes(url, "samples_num")
+    rollups = postgres.table_bytes(url, "rollups")
+    per_sample = (table + rollups) / samples
+    return Row(
+        id="P8-postgresql",
+        workload="disk per sample, PostgreSQL (samples + rollups)",
+        thingbucket=f"{per_sample:.1f} B",
+        reference=f"{table / samples:.1f} B samples table alone",
+        ratio=per_sample / (table / samples),
+        target=f"<= {PG_TARGET_BYTES:.0f} B (PostgreSQL)",
+        status="pass" if per_sample <= PG_TARGET_BYTES else "fail",
+        notes=[
+            f"{samples} samples written by P2; pg_total_relation_size of every samples_num "
+            "partition and of rollups, after VACUUM ANALYZE"
+        ],
+        data={"unit": "bytes/sample", "samples": samples, "table": table, "rollups": rollups},
+    )
