@@ -485,17 +485,21 @@ class PostgresSamples:
         self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
     ) -> None:
         """Make the partitions a batch needs, outside the batch's own transaction."""
+        months: set[int] | None = None
         spans = _num_ranges(batch, ranges)
         if spans is not None:
             # Each series' months from its first to its last sample: two date conversions per
             # series instead of one per sample (a span of a few months at most; wider, exact).
+            months = set()
             for lo, hi in spans.values():
                 first, last = _month_index(lo), _month_index(hi)
                 if last - first > 2:
-                    spans = None
+                    months = None
                     break
-                await self._ensure_months(conn, "samples_num", range(first, last + 1))
-        if batch.num and spans is None:
+                months.update(range(first, last + 1))
+        if months is not None:
+            await self._ensure_months(conn, "samples_num", months)
+        elif batch.num:
             await self.ensure_partitions(conn, "samples_num", (r[1] for r in batch.num))
         if batch.text:
             await self.ensure_partitions(conn, TEXT_TABLE, (r[1] for r in batch.text))
@@ -503,8 +507,9 @@ class PostgresSamples:
     # Numbers and their dirty marks in one statement: atomic on its own, so a batch of numbers
     # costs one round trip instead of BEGIN, upsert, marks, COMMIT. The marks arrive sorted
     # (rows locked in one order across writers: no deadlock).
+    _UPSERT_NUM = _UPSERT.format(table="samples_num", vtype="float8")
     _NUM_WITH_MARKS = (
-        "WITH s AS (" + _UPSERT.format(table="samples_num", vtype="float8") + ") "
+        "WITH s AS (" + _UPSERT_NUM + ") "
         "INSERT INTO rollup_dirty (series_id, level, bucket) "
         "SELECT * FROM unnest($4::integer[], $5::smallint[], $6::bigint[]) "
         "ON CONFLICT (series_id, level, bucket) DO UPDATE SET bucket = EXCLUDED.bucket"
@@ -521,9 +526,7 @@ class PostgresSamples:
             return
         async with conn.transaction():
             if batch.num:
-                await conn.execute(
-                    self._UPSERT.format(table="samples_num", vtype="float8"), *_dedupe(batch.num)
-                )
+                await conn.execute(self._UPSERT_NUM, *_dedupe(batch.num))
                 mixed = marks_for(batch.num, _num_ranges(batch, ranges))
                 await conn.executemany(_MARK_LOCKING, sorted(mixed))
             await conn.execute(

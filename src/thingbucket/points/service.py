@@ -346,6 +346,19 @@ def _positions(grid: Grid, buckets: Sequence[int]) -> list[int]:
     return [grid.bucket_of(b) for b in buckets]
 
 
+def _whole_span(q: AggQuery, width: int) -> tuple[int, int]:
+    """[a, z): the part of the range that buckets of ``width`` cover whole."""
+    return -(-q.start // width) * width, (q.end // width) * width
+
+
+async def _sample_columns(
+    session: AsyncSession, rt: Runtime, sid: int, start: int, end: int, grid: Grid
+) -> Columns:
+    """A number series' buckets in [start, end) aggregated from its samples by SQL."""
+    agg = await rt.samples.aggregate(session, sid, start, end, grid)
+    return Columns.of_rows(_positions(grid, [r[0] for r in agg]), agg)
+
+
 async def _series_columns(
     session: AsyncSession,
     rt: Runtime,
@@ -359,8 +372,7 @@ async def _series_columns(
         level = fitting_level(grid.edges, q.start, q.end, grid.width)
         if level is not None:
             return await _columns_from_rollups(session, rt, s.id, q, grid, level)
-        agg = await rt.samples.aggregate(session, s.id, q.start, q.end, grid)
-        return Columns.of_rows(_positions(grid, [r[0] for r in agg]), agg)
+        return await _sample_columns(session, rt, s.id, q.start, q.end, grid)
     # From the raw samples, one bucket at a time (they arrive in time order).
     out: list[tuple[int, Stats]] = []
     current, bucket = -1, list[tuple[int, Any]]()
@@ -418,9 +430,7 @@ async def _columns_from_rollups(
 ) -> Columns:
     """Per query bucket, its rollups combined with the samples of the edges that no rollup
     bucket fills; exactly what the samples alone give (sums up to rounding)."""
-    width = LEVELS[level]
-    a = -(-q.start // width) * width
-    z = (q.end // width) * width
+    a, z = _whole_span(q, LEVELS[level])
     rows = await repository.rollup_rows(session, sid, level, a, z)
     if any(row[7] for row in rows):
         rows = await _rollup_pieces(session, rt, sid, level, a, z, grid, rows)
@@ -492,8 +502,7 @@ async def _rows_from_clean_rollups(
     level = fitting_level(grid.edges, q.start, q.end, grid.width) if s.kind == "number" else None
     if level is None or LEVELS[level] != grid.width:
         return None
-    a = -(-q.start // grid.width) * grid.width
-    z = (q.end // grid.width) * grid.width
+    a, z = _whole_span(q, grid.width)
     factor = US_PER[q.precision]
     middle = await repository.clean_rollup_answer(session, s.id, level, a, z, q.functions, factor)
     if not middle:  # dirty somewhere, or nothing there: the general path tells which
@@ -509,8 +518,7 @@ async def _edge_rows(
     """Rows for the part of [lo, hi) of the range that no rollup bucket covers whole."""
     if lo >= hi:
         return []
-    agg = await rt.samples.aggregate(session, s.id, lo, hi, grid)
-    return _rows([s], [Columns.of_rows(_positions(grid, [r[0] for r in agg]), agg)], q, grid)
+    return _rows([s], [await _sample_columns(session, rt, s.id, lo, hi, grid)], q, grid)
 
 
 async def read_aggregate(
