@@ -12,6 +12,7 @@ import pytest
 
 from helpers import Account, make_bucket, make_person, make_property, make_setup, make_thing, post
 from thingbucket.runtime import Runtime
+from thingbucket.sharing import service as sharing
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -274,3 +275,34 @@ async def test_a_not_found_is_a_denial_only_when_the_thing_exists(
     assert [(e["event"], e["target_id"], e["organization_id"]) for e in mine] == [
         ("authz.denied", s.thing["id"], s.owner.org_id)
     ]
+
+
+async def test_denial_targets_resolve_to_their_org_in_one_batch(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    """The audit flush resolves thousands of denial targets at once (one query per kind)."""
+    s = await make_setup(client, rt)
+    group = await client.post(
+        "/api/v1/groups", json={"name": "g", "org_id": s.owner.org_id}, headers=s.owner.headers
+    )
+    reader = await make_person(client, rt)
+    made = await grant(
+        client, s.owner, {"kind": "person", "id": reader.id}, "read", "thing", s.thing["id"]
+    )
+    org = s.owner.org_id
+    present = {
+        ("org", org): org,
+        ("bucket", s.bucket["id"]): org,
+        ("thing", s.thing["id"]): org,
+        ("property", s.prop["id"]): org,
+        ("group", group.json()["id"]): org,
+        ("grant", made.json()["id"]): org,
+    }
+    # Absent ids of every kind, more than one IN list holds; kinds without an org resolve to None.
+    absent = [(kind, str(uuid.uuid4())) for kind, _ in present for _ in range(600)]
+    unowned = [("person", reader.id), ("token", "t"), ("api_key", "k")]
+    async with rt.db.session() as session:
+        orgs = await sharing.target_orgs(session, [*present, *absent, *unowned])
+    assert {t: orgs[t] for t in present} == present
+    assert {orgs[t] for t in [*absent, *unowned]} == {None}
+    assert len(orgs) == len(present) + len(absent) + len(unowned)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,17 +12,43 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from thingbucket.access import repository as access_repo
 from thingbucket.access.models import AuditEvent, Grant
 from thingbucket.access.principal import Principal
-from thingbucket.accounts.models import Group, GroupMember
-from thingbucket.buckets.models import ApiKey
+from thingbucket.accounts.models import Group, GroupMember, Organization
+from thingbucket.buckets.models import ApiKey, Bucket
 from thingbucket.db.base import utcnow
 from thingbucket.db.paging import page
 from thingbucket.db.upsert import insert_if_absent
 from thingbucket.kit.pagination import decode_cursor, encode_cursor
+from thingbucket.properties.models import Property
+from thingbucket.things.models import Thing
+
+# The kinds whose rows carry their organization, for the audit log's denials.
+_OWNED: dict[str, tuple[Any, Any]] = {
+    "org": (Organization.id, Organization.id),
+    "bucket": (Bucket.id, Bucket.organization_id),
+    "thing": (Thing.id, Thing.organization_id),
+    "property": (Property.id, Property.organization_id),
+    "grant": (Grant.id, Grant.organization_id),
+    "group": (Group.id, Group.organization_id),
+}
+_IN_CHUNK = 500  # ids per IN list, under SQLite's bound-parameter limit
 
 
 class SharingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    async def orgs_of(self, kind: str, ids: Sequence[str]) -> dict[str, str]:
+        """The organization of each existing resource of ``kind`` among ``ids``."""
+        columns = _OWNED.get(kind)
+        if columns is None:
+            return {}
+        key, org = columns
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            rows = await self._session.execute(sa.select(key, org).where(key.in_(chunk)))
+            out.update((str(i), str(o)) for i, o in rows)
+        return out
 
     # --- grants ---
     async def grant(self, grant_id: str) -> Grant | None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.access import service as access
 from thingbucket.access.models import AuditEvent, Grant
-from thingbucket.access.principal import SYSTEM, Principal, Ref
+from thingbucket.access.principal import Principal, Ref
 from thingbucket.accounts import service as accounts
 from thingbucket.accounts.models import Group, GroupMember
 from thingbucket.buckets import service as buckets
@@ -56,24 +56,17 @@ async def resource_ref(session: AsyncSession, who: Principal, kind: str, resourc
 async def target_orgs(
     session: AsyncSession, targets: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], str | None]:
-    """The organization of each (kind, id), None where it does not exist (for the audit log)."""
-    repo = SharingRepository(session)
-    out: dict[tuple[str, str], str | None] = {}
+    """The organization of each (kind, id), None where it does not exist (for the audit log).
+
+    One query per kind, not per target: a flush may carry thousands of denials."""
+    by_kind: dict[str, list[str]] = {}
     for kind, target_id in targets:
-        org_id: str | None = None
-        if kind == "grant":
-            grant = await repo.grant(target_id)
-            org_id = grant.organization_id if grant else None
-        elif kind == "group":
-            group = await repo.group(target_id)
-            org_id = group.organization_id if group else None
-        else:
-            try:
-                org_id = (await resource_ref(session, SYSTEM, kind, target_id)).org_id
-            except (NotFound, UnsupportedResource):
-                org_id = None
-        out[(kind, target_id)] = org_id
-    return out
+        by_kind.setdefault(kind, []).append(target_id)
+    repo = SharingRepository(session)
+    found: dict[tuple[str, str], str] = {}
+    for kind, ids in by_kind.items():
+        found.update(((kind, i), org) for i, org in (await repo.orgs_of(kind, ids)).items())
+    return {target: found.get(target) for target in targets}
 
 
 # --- grants ---------------------------------------------------------------------------------------
