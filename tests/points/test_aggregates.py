@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from aggmodel import DAY, MIN, H, Model, check_answer, local_midnight
 from helpers import Account, make_bucket, make_person, make_property, make_thing
+from thingbucket.points.aggregate import fill_column
 from thingbucket.runtime import Runtime
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -593,3 +594,13 @@ async def test_buckets_spanning_more_samples_than_one_read(
     body = await prop.aggregate(**window, interval="1h", agg=agg)
     assert [r[1] for r in body["rows"]] == [3600] * 5 + [n - 5 * 3600]
     assert [r[3] for r in body["rows"]] == [float(3600 * h) for h in range(6)]
+
+
+async def test_linear_fill_never_overwrites_a_bucket_with_samples() -> None:
+    """Found by the hypothesis test: the stddev of one sample is null, yet its bucket has a
+    sample; it is a neighbour without a value (its gaps stay empty), not a gap to fill."""
+    column = [1.0, None, None, None, 5.0, None, 9.0]
+    present = [True, False, True, False, True, False, True]
+    stamps = [0, 1, 2, 3, 4, 5, 6]
+    assert fill_column(column, present, "linear", stamps) == [1.0, None, None, None, 5.0, 7.0, 9.0]
+    assert fill_column(column, present, "previous", stamps) == [1.0, 1.0, None, None, 5.0, 5.0, 9.0]

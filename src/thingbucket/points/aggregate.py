@@ -176,7 +176,9 @@ def fill_column(
         return out
     if mode == "linear":
         out = list(column)
-        known = [i for i, present in enumerate(filled) if present and column[i] is not None]
+        # Between neighbours with samples only: a bucket with samples but no value (the stddev
+        # of one sample) is a neighbour that leaves its gaps empty, never itself filled.
+        known = [i for i, present in enumerate(filled) if present]
         for a, b in itertools.pairwise(known):
             va, vb = column[a], column[b]
             if not isinstance(va, (int, float)) or not isinstance(vb, (int, float)):
