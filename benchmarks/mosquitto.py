@@ -28,7 +28,7 @@ HOST = "127.0.0.1"
 PLUGIN_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
-MAX_INFLIGHT = 100  # per client, Mosquitto -> thingbucket's ingest client (default 20)
+MAX_INFLIGHT = 1000  # per client, Mosquitto -> thingbucket (default 20), as docs/mosquitto.conf
 MAX_QUEUED = 100_000  # per client, beyond the window (default 1000)
 
 

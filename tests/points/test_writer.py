@@ -131,6 +131,49 @@ async def test_deletes_go_through_the_writer(sqlite_db: tuple[Settings, str]) ->
         await writer.close()
 
 
+async def test_one_group_applies_its_writes_and_deletes_in_queue_order(
+    sqlite_db: tuple[Settings, str],
+) -> None:
+    """A group's consecutive writes are stored by shared statements: a later write of a
+    timestamp still wins, a delete between writes removes only what came before it, and each
+    write's dirty rollup buckets are its own (none between two far-apart writes)."""
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=100_000, group_max=100_000)
+    await writer.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # everything below queues into one group
+    year_us = 365 * 86_400_000_000
+    try:
+        jobs = [
+            writer.write(SampleBatch(num=[(7, t, 1.0) for t in range(150)])),
+            writer.write(SampleBatch(num=[(7, t, 2.0) for t in range(100, 1250)])),
+            writer.delete(RangeDelete(((7, "number"),), 0, 50)),
+            writer.write(SampleBatch(num=[(7, 10, 3.0), (8, year_us, 4.0)], text=[(9, 1, "x")])),
+            writer.write(SampleBatch(num=[(7, 1249, 5.0)])),
+        ]
+        tasks = [asyncio.ensure_future(j) for j in jobs]
+        await asyncio.sleep(0.05)
+        blocker.execute("COMMIT")
+        results = await asyncio.gather(*tasks)
+        assert [r.samples for r in results] == [150, 1150, 0, 3, 1]
+        assert results[2].deleted == 50
+        with sqlite3.connect(path) as conn:
+            rows = dict(
+                conn.execute("SELECT ts, value FROM samples_num WHERE series_id = 7").fetchall()
+            )
+            marks = conn.execute(
+                "SELECT series_id, count(*) FROM rollup_dirty WHERE level = 0 GROUP BY series_id"
+            ).fetchall()
+        want = {t: 1.0 for t in range(50, 100)} | {t: 2.0 for t in range(100, 1249)}
+        assert rows == want | {10: 3.0, 1249: 5.0}
+        assert _count(path, "samples_text") == 1
+        # Series 7's samples lie in its first minute, series 8's one sample a year later.
+        assert sorted(marks) == [(7, 1), (8, 1)]
+    finally:
+        blocker.close()
+        await writer.close()
+
+
 @pytest.mark.needs_pg
 async def test_postgres_writer_upserts_and_dedupes_a_batch(pg_url: str, tmp_path: Path) -> None:
     settings = base_settings(tmp_path, pg_url)

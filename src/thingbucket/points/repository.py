@@ -251,6 +251,51 @@ _ROLLUP_READ = (
 )
 
 
+# SQLite's rollup pass rebuilds a batch of buckets of one level per statement (each statement
+# gives up the GIL once; per bucket they were four). The batch: up to :n marks of the level whose
+# finer buckets are all clean, with each bucket's last microsecond (int64's end for the last).
+_BATCH_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_batch (series_id INTEGER NOT NULL, "
+    "bucket INTEGER NOT NULL, z INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)) WITHOUT ROWID"
+)
+_END = "CASE WHEN {b} > :zmax THEN :tsmax ELSE {b} + :w1 END"
+_BATCH_TAKE = (
+    "INSERT INTO temp.rollup_batch (series_id, bucket, z) SELECT series_id, bucket, "
+    + _END.format(b="bucket")
+    + " FROM rollup_dirty d WHERE level = :lv{finer} ORDER BY series_id, bucket LIMIT :n"
+)
+_CLEAN_FINER = (
+    " AND NOT EXISTS (SELECT 1 FROM rollup_dirty f WHERE f.series_id = d.series_id "
+    "AND f.level = :lv - 1 AND f.bucket >= d.bucket AND f.bucket <= "
+    + _END.format(b="d.bucket")
+    + ")"
+)
+_IN_BATCH = (
+    "WHERE level = :lv AND (series_id, bucket) IN (SELECT series_id, bucket FROM temp.rollup_batch)"
+)
+_BATCH_FROM_SAMPLES = _INSERT + (
+    "SELECT g.sid, 0, g.b, g.n, g.s, g.lo, g.hi, g.t0, f.value, g.t1, l.value FROM "
+    "(SELECT b.series_id AS sid, b.bucket AS b, count(*) AS n, sum(s.value) AS s, "
+    "min(s.value) AS lo, max(s.value) AS hi, min(s.ts) AS t0, max(s.ts) AS t1 "
+    "FROM temp.rollup_batch b JOIN samples_num s ON s.series_id = b.series_id "
+    "AND s.ts >= b.bucket AND s.ts <= b.z GROUP BY b.series_id, b.bucket) AS g "
+    "JOIN samples_num f ON f.series_id = g.sid AND f.ts = g.t0 "
+    "JOIN samples_num l ON l.series_id = g.sid AND l.ts = g.t1"
+)
+_BATCH_FROM_FINER = _INSERT + (
+    "SELECT g.sid, :lv, g.b, g.n, g.s, g.lo, g.hi, g.t0, f.first, g.t1, l.last FROM "
+    "(SELECT b.series_id AS sid, b.bucket AS b, b.z AS z, sum(r.n) AS n, sum(r.total) AS s, "
+    "min(r.lo) AS lo, max(r.hi) AS hi, min(r.first_ts) AS t0, max(r.last_ts) AS t1 "
+    "FROM temp.rollup_batch b JOIN rollups r ON r.series_id = b.series_id "
+    "AND r.level = :lv - 1 AND r.bucket >= b.bucket AND r.bucket <= b.z "
+    "GROUP BY b.series_id, b.bucket) AS g "
+    "JOIN rollups f ON f.series_id = g.sid AND f.level = :lv - 1 AND f.bucket >= g.b "
+    "AND f.bucket <= g.z AND f.first_ts = g.t0 "
+    "JOIN rollups l ON l.series_id = g.sid AND l.level = :lv - 1 AND l.bucket >= g.b "
+    "AND l.bucket <= g.z AND l.last_ts = g.t1"
+)
+
+
 def _pg(sql: str) -> str:
     """The statement with asyncpg's numbered placeholders."""
     parts = sql.split("?")
@@ -299,42 +344,65 @@ def _delete_marks(spec: RangeDelete) -> tuple[list[tuple[int, int, int, int]], l
 class SqliteSamples:
     """Writes run on the writer thread's own sqlite3 connection; reads on the session's."""
 
-    # One multi-row statement per chunk rather than executemany: the GIL is released once per
-    # statement instead of once per row, which matters when the event loop thread is busy.
-    _CHUNK = 8000  # rows; 3 parameters each stays under SQLITE_MAX_VARIABLE_NUMBER (32766)
+    # Multi-row statements rather than executemany: the GIL is given up once per statement
+    # instead of once per row, and retaking it waits for a busy event loop thread. Chunks come
+    # in a few fixed sizes so that the prepared statements stay few (and cached).
+    _CHUNKS = (8000, 1000, 100)  # rows; 3 parameters each stays under SQLite's 32766
     _UPSERT = (
         "INSERT INTO {table} (series_id, ts, value) VALUES {rows} "
         "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"
     )
+    _MARKS = (
+        "INSERT INTO rollup_dirty (series_id, level, bucket) VALUES {rows} ON CONFLICT DO NOTHING"
+    )
 
     def __init__(self) -> None:
-        self._statements: dict[tuple[str, int], str] = {}
+        self._statements: dict[tuple[str, str, int], str] = {}
 
-    def _statement(self, table: str, n: int) -> str:
-        key = (table, n)
+    def _statement(self, template: str, table: str, n: int) -> str:
+        key = (template, table, n)
         sql = self._statements.get(key)
         if sql is None:
-            sql = self._UPSERT.format(table=table, rows=",".join(["(?,?,?)"] * n))
-            if len(self._statements) < 512:
-                self._statements[key] = sql
+            sql = template.format(table=table, rows=",".join(["(?,?,?)"] * n))
+            self._statements[key] = sql  # at most 3 + 99 sizes per (template, table)
         return sql
 
-    def _upsert(
-        self, conn: sqlite3.Connection, table: str, rows: Sequence[tuple[int, int, Any]]
+    def _insert(
+        self, conn: sqlite3.Connection, template: str, table: str, rows: Sequence[tuple[Any, ...]]
     ) -> None:
-        for start in range(0, len(rows), self._CHUNK):
-            chunk = rows[start : start + self._CHUNK]
-            conn.execute(self._statement(table, len(chunk)), [v for row in chunk for v in row])
+        """``rows`` in order, by multi-row statements (in one, a later duplicate still wins)."""
+        start, total = 0, len(rows)
+        for size in self._CHUNKS:
+            while total - start >= size:
+                chunk = rows[start : start + size]
+                conn.execute(self._statement(template, table, size), [v for r in chunk for v in r])
+                start += size
+        if start < total:
+            chunk = rows[start:]
+            sql = self._statement(template, table, total - start)
+            conn.execute(sql, [v for r in chunk for v in r])
 
     def write(
-        self, conn: sqlite3.Connection, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
+        self,
+        conn: sqlite3.Connection,
+        batches: Sequence[tuple[SampleBatch, dict[int, tuple[int, int]]]],
     ) -> None:
-        """``ranges``: the batch's, which the caller computes once for its result too."""
-        if batch.num:
-            self._upsert(conn, "samples_num", batch.num)
-            conn.executemany(_MARK, marks_for(batch.num, _num_ranges(batch, ranges)))
-        if batch.text:
-            self._upsert(conn, TEXT_TABLE, batch.text)
+        """Batches in order, each with its ranges (which the caller computes once for its
+        result too), stored by as few statements as their rows allow."""
+        if len(batches) == 1:
+            num, text = batches[0][0].num, batches[0][0].text
+        else:
+            num = [row for batch, _ in batches for row in batch.num]
+            text = [row for batch, _ in batches for row in batch.text]
+        if num:
+            self._insert(conn, self._UPSERT, "samples_num", num)
+            marks: set[Mark] = set()
+            for batch, ranges in batches:
+                if batch.num:
+                    marks |= marks_for(batch.num, _num_ranges(batch, ranges))
+            self._insert(conn, self._MARKS, "", list(marks))
+        if text:
+            self._insert(conn, self._UPSERT, TEXT_TABLE, text)
 
     def delete(self, conn: sqlite3.Connection, spec: RangeDelete) -> int:
         deleted = 0
@@ -350,21 +418,32 @@ class SqliteSamples:
         return deleted
 
     def recompute(self, conn: sqlite3.Connection, limit: int) -> int:
-        """Rebuild up to ``limit`` dirty buckets, finest first (in the writer's transaction, so
-        no write runs beside it); returns how many it rebuilt."""
+        """Rebuild up to ``limit`` dirty buckets, finest level first, a batch per level (in the
+        writer's transaction, so no write runs beside it); returns how many it rebuilt."""
+        conn.execute(_BATCH_TABLE)
         done = 0
-        for sid, level, bucket in conn.execute(_DIRTY, (limit,)).fetchall():
-            if (
-                level
-                and conn.execute(
-                    _FINER_DIRTY, (sid, level - 1, bucket, last_of(bucket, level))
-                ).fetchone()
-            ):
-                continue  # its finer buckets first
-            conn.execute(_CLEAN, (sid, level, bucket))
-            conn.execute(_DROP_ONE, (sid, level, bucket))
-            conn.execute(*_recompute_args(sid, level, bucket))
-            done += 1
+        for level, width in enumerate(LEVELS):
+            if done >= limit:
+                break
+            args = {
+                "lv": level,
+                "n": limit - done,
+                "w1": width - 1,
+                "zmax": TS_MAX_US - (width - 1),
+                "tsmax": TS_MAX_US,
+            }
+            conn.execute("DELETE FROM temp.rollup_batch")
+            take = _BATCH_TAKE.format(finer=_CLEAN_FINER if level else "")
+            taken = conn.execute(take, args).rowcount
+            if not taken:
+                continue
+            conn.execute("DELETE FROM rollup_dirty " + _IN_BATCH, {"lv": level})
+            conn.execute("DELETE FROM rollups " + _IN_BATCH, {"lv": level})
+            if level:
+                conn.execute(_BATCH_FROM_FINER, {"lv": level})
+            else:
+                conn.execute(_BATCH_FROM_SAMPLES)
+            done += taken
         return done
 
     async def read(

@@ -170,7 +170,10 @@ class SqliteWriter:
     # --- writer thread ---------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        # Room for every multi-row statement size the samples repository prepares.
+        conn = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, cached_statements=512
+        )
         for pragma in self._pragmas:
             conn.execute(pragma)
         return conn
@@ -203,24 +206,38 @@ class SqliteWriter:
         finally:
             conn.close()
 
-    def _apply(self, conn: sqlite3.Connection, job: _Job) -> WriteResult:
-        if job.recompute:
-            return WriteResult(ranges={}, recomputed=self._samples.recompute(conn, job.recompute))
-        if job.batch is not None:
-            ranges = job.batch.ranges()
-            self._samples.write(conn, job.batch, ranges)
-            return WriteResult(ranges=ranges, samples=len(job.batch))
-        assert job.delete is not None
-        deleted = self._samples.delete(conn, job.delete)
-        spec = job.delete
-        return WriteResult(
-            ranges={sid: (spec.start, spec.end - 1) for sid, _ in spec.series}, deleted=deleted
-        )
+    def _apply(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[WriteResult]:
+        """The jobs in order. Consecutive writes are stored together: each statement gives up
+        the GIL and then waits to take it back from a busy event loop, so a group of many small
+        messages costs a few statements rather than a few per message."""
+        results: list[WriteResult] = []
+        writes: list[tuple[SampleBatch, dict[int, tuple[int, int]]]] = []
+        for job in jobs:
+            if job.batch is not None:
+                ranges = job.batch.ranges()
+                writes.append((job.batch, ranges))
+                results.append(WriteResult(ranges=ranges, samples=len(job.batch)))
+                continue
+            if writes:
+                self._samples.write(conn, writes)
+                writes = []
+            if job.recompute:
+                done = self._samples.recompute(conn, job.recompute)
+                results.append(WriteResult(ranges={}, recomputed=done))
+                continue
+            assert job.delete is not None
+            spec = job.delete
+            deleted = self._samples.delete(conn, spec)
+            ranges = {sid: (spec.start, spec.end - 1) for sid, _ in spec.series}
+            results.append(WriteResult(ranges=ranges, deleted=deleted))
+        if writes:
+            self._samples.write(conn, writes)
+        return results
 
     def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[WriteResult]:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            results = [self._apply(conn, job) for job in jobs]
+            results = self._apply(conn, jobs)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
