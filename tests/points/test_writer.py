@@ -164,7 +164,7 @@ async def test_one_group_applies_its_writes_and_deletes_in_queue_order(
             marks = conn.execute(
                 "SELECT series_id, count(*) FROM rollup_dirty WHERE level = 0 GROUP BY series_id"
             ).fetchall()
-        want = {t: 1.0 for t in range(50, 100)} | {t: 2.0 for t in range(100, 1249)}
+        want = dict.fromkeys(range(50, 100), 1.0) | dict.fromkeys(range(100, 1249), 2.0)
         assert rows == want | {10: 3.0, 1249: 5.0}
         assert _count(path, "samples_text") == 1
         # Series 7's samples lie in its first minute, series 8's one sample a year later.

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -374,13 +375,12 @@ class SqliteSamples:
         start, total = 0, len(rows)
         for size in self._CHUNKS:
             while total - start >= size:
-                chunk = rows[start : start + size]
-                conn.execute(self._statement(template, table, size), [v for r in chunk for v in r])
+                flat = list(chain.from_iterable(rows[start : start + size]))  # in C
+                conn.execute(self._statement(template, table, size), flat)
                 start += size
         if start < total:
-            chunk = rows[start:]
             sql = self._statement(template, table, total - start)
-            conn.execute(sql, [v for r in chunk for v in r])
+            conn.execute(sql, list(chain.from_iterable(rows[start:])))
 
     def write(
         self,
