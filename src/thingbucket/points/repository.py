@@ -254,7 +254,8 @@ _ROLLUP_READ = (
 
 # SQLite's rollup pass rebuilds a batch of buckets of one level per statement (each statement
 # gives up the GIL once; per bucket they were four). The batch: up to :n marks of the level whose
-# finer buckets are all clean, with each bucket's last microsecond (int64's end for the last).
+# finer buckets are all clean, with each bucket's last microsecond (int64's end for the last), in
+# no particular order: sorting them cost a sort of a series' whole backlog per batch.
 _BATCH_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS rollup_batch (series_id INTEGER NOT NULL, "
     "bucket INTEGER NOT NULL, z INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)) WITHOUT ROWID"
@@ -263,7 +264,7 @@ _END = "CASE WHEN {b} > :zmax THEN :tsmax ELSE {b} + :w1 END"
 _BATCH_TAKE = (
     "INSERT INTO temp.rollup_batch (series_id, bucket, z) SELECT series_id, bucket, "
     + _END.format(b="bucket")
-    + " FROM rollup_dirty d WHERE level = :lv{finer} ORDER BY series_id, bucket LIMIT :n"
+    + " FROM rollup_dirty d WHERE level = :lv{finer} LIMIT :n"
 )
 _CLEAN_FINER = (
     " AND NOT EXISTS (SELECT 1 FROM rollup_dirty f WHERE f.series_id = d.series_id "
