@@ -209,38 +209,9 @@ _MARK_LOCKING = (
     "ON CONFLICT (series_id, level, bucket) DO UPDATE SET bucket = EXCLUDED.bucket"
 )
 _DROP_WHOLE = "DELETE FROM rollups WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket < ?"
-_DIRTY = (
-    "SELECT series_id, level, bucket FROM rollup_dirty ORDER BY level, series_id, bucket LIMIT ?"
-)
-_FINER_DIRTY = (
-    "SELECT 1 FROM rollup_dirty WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket <= ? "
-    "LIMIT 1"
-)
-_CLEAN = "DELETE FROM rollup_dirty WHERE series_id = ? AND level = ? AND bucket = ?"
-_DROP_ONE = "DELETE FROM rollups WHERE series_id = ? AND level = ? AND bucket = ?"
 _INSERT = (
     "INSERT INTO rollups (series_id, level, bucket, n, total, lo, hi, first_ts, first, last_ts, "
     "last) "
-)
-# A minute from its samples; first and last by key lookup of min(ts) and max(ts).
-_FROM_SAMPLES = _INSERT + (
-    "SELECT CAST(? AS INTEGER), 0, CAST(? AS BIGINT), g.n, g.s, g.lo, g.hi, g.t0, f.value, g.t1, "
-    "l.value FROM (SELECT count(*) AS n, "
-    "sum(value) AS s, min(value) AS lo, max(value) AS hi, min(ts) AS t0, max(ts) AS t1 FROM "
-    "samples_num WHERE series_id = ? AND ts >= ? AND ts <= ?) AS g "
-    "JOIN samples_num f ON f.series_id = ? AND f.ts = g.t0 "
-    "JOIN samples_num l ON l.series_id = ? AND l.ts = g.t1"
-)
-# An hour from its (clean) minutes, a day from its hours.
-_FROM_FINER = _INSERT + (
-    "SELECT CAST(? AS INTEGER), CAST(? AS SMALLINT), CAST(? AS BIGINT), g.n, g.s, g.lo, g.hi, "
-    "g.t0, f.first, g.t1, l.last FROM (SELECT sum(n) AS n, "
-    "sum(total) AS s, min(lo) AS lo, max(hi) AS hi, min(first_ts) AS t0, max(last_ts) AS t1 "
-    "FROM rollups WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket <= ?) AS g "
-    "JOIN rollups f ON f.series_id = ? AND f.level = ? AND f.bucket >= ? AND f.bucket <= ? "
-    "AND f.first_ts = g.t0 "
-    "JOIN rollups l ON l.series_id = ? AND l.level = ? AND l.bucket >= ? AND l.bucket <= ? "
-    "AND l.last_ts = g.t1"
 )
 # Clean rows and dirty marks of a range in one statement, so that one snapshot decides both.
 _ROLLUP_READ = (
@@ -298,26 +269,60 @@ _BATCH_FROM_FINER = _INSERT + (
 )
 
 
+# PostgreSQL's pass, a batch per level in one short transaction: the marks it takes are locked
+# (FOR UPDATE), so a write touching one of them waits for the pass to commit and then marks the
+# bucket again; marks a write holds are skipped (SKIP LOCKED), left for the next pass. So a
+# rebuild never clears a mark without the samples of the write that set it.
+def _pg_end(bucket: str, w1: str, zmax: str, tsmax: str) -> str:
+    """A bucket's last microsecond (int64's end for the last bucket), without overflow."""
+    return f"CASE WHEN {bucket} > {zmax} THEN {tsmax} ELSE {bucket} + {w1} END"
+
+
+# $1 level, $2 how many, $3 width - 1, $4 int64's end - (width - 1), $5 int64's end.
+_PG_TAKE = (
+    "SELECT series_id, bucket FROM rollup_dirty d WHERE level = $1{finer} "
+    "LIMIT $2 FOR UPDATE OF d SKIP LOCKED"
+)
+_PG_CLEAN_FINER = (
+    " AND NOT EXISTS (SELECT 1 FROM rollup_dirty f WHERE f.series_id = d.series_id "
+    "AND f.level = $1 - 1 AND f.bucket >= d.bucket AND f.bucket <= "
+    f"{_pg_end('d.bucket', '$3', '$4', '$5')})"
+)
+# $1 level, $2 series ids, $3 bucket starts (then as above from $4).
+_PG_IN_BATCH = (
+    "WHERE level = $1 AND (series_id, bucket) IN "
+    "(SELECT * FROM unnest($2::integer[], $3::bigint[]))"
+)
+_PG_BATCH_ENDS = (
+    "(SELECT sid, b, " + _pg_end("b", "$4", "$5", "$6") + " AS z "
+    "FROM unnest($2::integer[], $3::bigint[]) AS u(sid, b)) AS t"
+)
+_PG_FROM_SAMPLES = _INSERT + (
+    "SELECT g.sid, CAST($1 AS SMALLINT), g.b, g.n, g.s, g.lo, g.hi, g.t0, f.value, g.t1, l.value "
+    "FROM (SELECT t.sid, t.b, count(*) AS n, sum(s.value) AS s, min(s.value) AS lo, "
+    "max(s.value) AS hi, min(s.ts) AS t0, max(s.ts) AS t1 FROM " + _PG_BATCH_ENDS + " "
+    "JOIN samples_num s ON s.series_id = t.sid AND s.ts >= t.b AND s.ts <= t.z "
+    "GROUP BY t.sid, t.b) AS g "
+    "JOIN samples_num f ON f.series_id = g.sid AND f.ts = g.t0 "
+    "JOIN samples_num l ON l.series_id = g.sid AND l.ts = g.t1"
+)
+_PG_FROM_FINER = _INSERT + (
+    "SELECT g.sid, CAST($1 AS SMALLINT), g.b, g.n, g.s, g.lo, g.hi, g.t0, f.first, g.t1, l.last "
+    "FROM (SELECT t.sid, t.b, t.z, sum(r.n) AS n, sum(r.total) AS s, min(r.lo) AS lo, "
+    "max(r.hi) AS hi, min(r.first_ts) AS t0, max(r.last_ts) AS t1 FROM " + _PG_BATCH_ENDS + " "
+    "JOIN rollups r ON r.series_id = t.sid AND r.level = $1 - 1 AND r.bucket >= t.b "
+    "AND r.bucket <= t.z GROUP BY t.sid, t.b, t.z) AS g "
+    "JOIN rollups f ON f.series_id = g.sid AND f.level = $1 - 1 AND f.bucket >= g.b "
+    "AND f.bucket <= g.z AND f.first_ts = g.t0 "
+    "JOIN rollups l ON l.series_id = g.sid AND l.level = $1 - 1 AND l.bucket >= g.b "
+    "AND l.bucket <= g.z AND l.last_ts = g.t1"
+)
+
+
 def _pg(sql: str) -> str:
     """The statement with asyncpg's numbered placeholders."""
     parts = sql.split("?")
     return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
-
-
-def last_of(bucket: int, level: int) -> int:
-    """The last microsecond of a bucket (inclusive bounds: the last bucket ends at int64's end)."""
-    return min(bucket + LEVELS[level] - 1, TS_MAX_US)
-
-
-def _recompute_args(sid: int, level: int, bucket: int) -> tuple[str, tuple[int, ...]]:
-    """The statement and arguments that rebuild one bucket's rollup (after _DROP_ONE)."""
-    z = last_of(bucket, level)
-    if level == 0:
-        return _FROM_SAMPLES, (sid, bucket, sid, bucket, z, sid, sid)
-    finer = level - 1
-    return _FROM_FINER, (
-        sid, level, bucket, sid, finer, bucket, z, sid, finer, bucket, z, sid, finer, bucket, z,
-    )  # fmt: skip
 
 
 def _num_ranges(
@@ -631,22 +636,25 @@ class PostgresSamples:
         return deleted
 
     async def recompute(self, conn: Any, limit: int) -> int:
-        """Up to ``limit`` dirty buckets, finest first, each in its own short transaction: the
-        mark goes first (waiting for a write that holds it), then the rollup is rebuilt from
-        what has committed. Holding one mark at a time, it cannot deadlock with writes."""
+        """Up to ``limit`` dirty buckets, finest level first, a batch per level in its own short
+        transaction (see _PG_TAKE for how it stays exact beside writes and other replicas)."""
         done = 0
-        for sid, level, bucket in await conn.fetch(_pg(_DIRTY), limit):
-            z = last_of(bucket, level)
-            if level and await conn.fetchval(_pg(_FINER_DIRTY), sid, level - 1, bucket, z):
-                continue
+        for level, width in enumerate(LEVELS):
+            if done >= limit:
+                break
+            ends = (width - 1, TS_MAX_US - (width - 1), TS_MAX_US)
+            take = _PG_TAKE.format(finer=_PG_CLEAN_FINER if level else "")
             async with conn.transaction():
-                status = await conn.execute(_pg(_CLEAN), sid, level, bucket)
-                if status.endswith(" 0"):
-                    continue  # another replica's pass took it
-                await conn.execute(_pg(_DROP_ONE), sid, level, bucket)
-                sql, args = _recompute_args(sid, level, bucket)
-                await conn.execute(_pg(sql), *args)
-            done += 1
+                rows = await conn.fetch(take, level, limit - done, *(ends if level else ()))
+                if not rows:
+                    continue
+                sids = [r[0] for r in rows]
+                buckets = [r[1] for r in rows]
+                await conn.execute("DELETE FROM rollup_dirty " + _PG_IN_BATCH, level, sids, buckets)
+                await conn.execute("DELETE FROM rollups " + _PG_IN_BATCH, level, sids, buckets)
+                rebuild = _PG_FROM_FINER if level else _PG_FROM_SAMPLES
+                await conn.execute(rebuild, level, sids, buckets, *ends)
+            done += len(rows)
         return done
 
     async def read(
