@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from thingbucket.access import repository as access_repo
 from thingbucket.access.audit import AuditAggregator
 from thingbucket.access.models import AuditEvent
 from thingbucket.access.principal import Principal
@@ -74,7 +75,7 @@ class Runtime:
 
     async def _write_audit(self, rows: list[AuditEvent]) -> None:
         async with self.db.session() as session:
-            session.add_all(rows)
+            await access_repo.add_audit_rows(session, rows)
 
     async def _target_orgs(
         self, targets: list[tuple[str, str]]

@@ -1,4 +1,4 @@
-"""SQL of the policy: memberships, group membership and grants.
+"""SQL of the policy: memberships, group membership and grants; the audit log's bulk writes.
 
 The policy reads memberships and group members directly (they are the inputs of every decision),
 which is the one place a package reads another package's tables.
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
-from thingbucket.access.models import Grant
+from thingbucket.access.models import AuditEvent, Grant
 from thingbucket.accounts.models import GroupMember, Membership
 
 _LEVEL = {"read": 1, "write": 2, "admin": 3}
@@ -100,3 +100,14 @@ async def delete_grants_to(session: AsyncSession, subject_kind: str, subject_id:
     await session.execute(
         sa.delete(Grant).where(Grant.subject_kind == subject_kind, Grant.subject_id == subject_id)
     )
+
+
+_AUDIT_COLUMNS = [c.key for c in AuditEvent.__table__.columns if c.key != "id"]
+
+
+async def add_audit_rows(session: AsyncSession, rows: Sequence[AuditEvent]) -> None:
+    """Many audit rows by one bulk insert: the unit of work took 0.2 ms a row, and a flush of
+    10,000 aggregated failures (at shutdown, say) must not take seconds."""
+    if rows:
+        values = [{key: getattr(row, key) for key in _AUDIT_COLUMNS} for row in rows]
+        await session.execute(sa.insert(AuditEvent), values)
