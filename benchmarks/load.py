@@ -1,9 +1,14 @@
 """The HTTP load generator, a separate process: ``python -m benchmarks.load < spec.json``.
 
-It reads a JSON spec on standard input, builds every request body before the clock starts, sends
-a fixed number of requests per client (asyncio + httpx, one connection per client, 127.0.0.1
-only), retries a ``503`` after its ``Retry-After`` a bounded number of times, and prints one JSON
-result on standard output. It stops by itself: after the last request or at ``deadline_s``.
+It reads a JSON spec on standard input, builds every request before the clock starts, sends a
+fixed number of requests per client (one kept-alive connection per client, one request in flight
+on each, 127.0.0.1 only), retries a ``503`` after its ``Retry-After`` a bounded number of times,
+and prints one JSON result on standard output. It stops by itself: after the last request or at
+``deadline_s``.
+
+The client is a minimal HTTP/1.1 one on asyncio streams (prebuilt request bytes, a status line
+and the headers it needs read back), not a general library: the generator shares the 2 cores with
+the server, and httpx took about a third of one core at P1's rate, more than wrk would.
 
 The driver side (``run_load``) starts it and parses the result.
 """
@@ -11,6 +16,7 @@ The driver side (``run_load``) starts it and parses the result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import resource
@@ -22,7 +28,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 VALUE_SEED = 20_260_101
@@ -143,65 +148,108 @@ class _Tally:
             self.errors.append(text)
 
 
+class _Connection:
+    """One kept-alive HTTP/1.1 connection to 127.0.0.1, reopened if the server closes it."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self._writer is None or self._writer.is_closing():
+            self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self._port)
+        assert self._reader is not None
+        self._writer.write(data)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name:
+                headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = bytearray()
+            while size := int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                body += (await self._reader.readexactly(size + 2))[:-2]
+            await self._reader.readuntil(b"\r\n")  # no trailers are sent here
+        else:
+            body = bytearray(await self._reader.readexactly(int(headers.get("content-length", 0))))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return status, headers, bytes(body)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+            self._writer = None
+
+
+def _request(spec: LoadSpec, path: str, body: bytes) -> bytes:
+    port = urlsplit(spec.url).port
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        f"Content-Type: {_content_type[spec.body]}",
+        f"Content-Length: {len(body)}",
+    ]
+    if spec.token:
+        head.append(f"Authorization: Bearer {spec.token}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
 async def _send(
-    client: httpx.AsyncClient, path: str, body: bytes, spec: LoadSpec, tally: _Tally, timed: bool
+    conn: _Connection, request: bytes, spec: LoadSpec, tally: _Tally, timed: bool
 ) -> None:
     for attempt in range(spec.max_retries + 1):
         started = time.perf_counter()
         try:
-            response = await client.post(path, content=body, headers=_content_type[spec.body])
-        except httpx.HTTPError as exc:
+            status, headers, answer = await conn.request(request)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             tally.count(type(exc).__name__)
-            tally.error(f"{path}: {type(exc).__name__}: {exc}")
+            tally.error(f"{type(exc).__name__}: {exc}")
+            await conn.close()
             return
-        tally.count(str(response.status_code))
-        if response.status_code == 204:
+        tally.count(str(status))
+        if status == 204:
             if timed:
                 tally.latencies.append((time.perf_counter() - started) * 1000)
                 tally.ok_requests += 1
             return
-        if response.status_code == 503 and attempt < spec.max_retries:
+        if status == 503 and attempt < spec.max_retries:
             tally.retries += 1
             try:
-                wait = float(response.headers.get("retry-after", "1"))
+                wait = float(headers.get("retry-after", "1"))
             except ValueError:
                 wait = 1.0
             await asyncio.sleep(min(max(wait, 0.05), 5.0))
             continue
-        tally.error(f"{path}: {response.status_code} {response.text[:200]}")
+        tally.error(f"{status} {answer[:200]!r}")
         return
 
 
-_content_type = {
-    "json": {"content-type": "application/json"},
-    "line": {"content-type": "text/plain; charset=utf-8"},
-}
+_content_type = {"json": "application/json", "line": "text/plain; charset=utf-8"}
 
 
 async def _client_loop(
-    client: httpx.AsyncClient,
-    path: str,
-    bodies: list[bytes],
-    spec: LoadSpec,
-    tally: _Tally,
-    timed: bool,
+    conn: _Connection, requests: list[bytes], spec: LoadSpec, tally: _Tally, timed: bool
 ) -> None:
-    for body in bodies:
-        await _send(client, path, body, spec, tally, timed)
+    for request in requests:
+        await _send(conn, request, spec, tally, timed)
 
 
 async def _phase(
-    clients: list[httpx.AsyncClient],
+    conns: list[_Connection],
     spec: LoadSpec,
-    bodies: list[list[bytes]],
+    requests: list[list[bytes]],
     tally: _Tally,
     timed: bool,
 ) -> None:
     await asyncio.gather(
-        *(
-            _client_loop(clients[c], s.path, bodies[c], spec, tally, timed)
-            for c, s in enumerate(spec.clients)
-        )
+        *(_client_loop(conns[c], requests[c], spec, tally, timed) for c in range(len(conns)))
     )
 
 
@@ -217,35 +265,30 @@ async def run(spec: LoadSpec) -> LoadResult:
     if host != "127.0.0.1":
         raise SystemExit(f"the load generator only sends to 127.0.0.1, not {host}")
     gen_started = time.perf_counter()
-    bodies = _bodies(spec)
-    generate_s = time.perf_counter() - gen_started
-    warm = [b[: spec.warmup_requests] for b in bodies]
-    timed = [b[spec.warmup_requests :] for b in bodies]
-    headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else {}
-    timeout = httpx.Timeout(60.0, connect=5.0)
-    # One connection per simulated client, as 16 devices would have.
-    clients = [
-        httpx.AsyncClient(
-            base_url=spec.url,
-            headers=headers,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        )
-        for _ in spec.clients
+    requests = [
+        [_request(spec, client.path, body) for body in bodies]
+        for client, bodies in zip(spec.clients, _bodies(spec), strict=True)
     ]
+    generate_s = time.perf_counter() - gen_started
+    warm = [r[: spec.warmup_requests] for r in requests]
+    timed = [r[spec.warmup_requests :] for r in requests]
+    # One connection per simulated client, as 16 devices would have.
+    port = urlsplit(spec.url).port
+    assert port is not None
+    conns = [_Connection(port) for _ in spec.clients]
     tally = _Tally()
     try:
         async with asyncio.timeout(spec.deadline_s):
-            await _phase(clients, spec, warm, _Tally(), timed=False)
+            await _phase(conns, spec, warm, _Tally(), timed=False)
             cpu0, t0 = _cpu(), time.perf_counter()
-            await _phase(clients, spec, timed, tally, timed=True)
+            await _phase(conns, spec, timed, tally, timed=True)
             elapsed, cpu = time.perf_counter() - t0, _cpu() - cpu0
     except TimeoutError:
         tally.error(f"deadline of {spec.deadline_s} s reached")
         elapsed, cpu = spec.deadline_s, 0.0
     finally:
-        for client in clients:
-            await client.aclose()
+        for conn in conns:
+            await conn.close()
     expected = spec.requests_per_client * len(spec.clients)
     lat = tally.latencies
     return LoadResult(

@@ -222,13 +222,16 @@ class Server:
         return total
 
     def thread_cpu(self) -> dict[int, float]:
-        """CPU seconds per native thread of the server process (the main thread's id is the
-        pid; it runs the event loop)."""
-        try:
-            threads = psutil.Process(self.pid).threads()
-        except psutil.Error:
-            return {}
-        return {t.id: t.user_time + t.system_time for t in threads}
+        """CPU seconds per native thread of the server process and its children (the SQLite
+        writer process); the main thread's id is the pid, it runs the event loop."""
+        out: dict[int, float] = {}
+        for proc in self._processes():
+            try:
+                threads = proc.threads()
+            except psutil.Error:
+                continue
+            out.update((t.id, t.user_time + t.system_time) for t in threads)
+        return out
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -21,7 +21,7 @@ from thingbucket.ingest.decoders import (
     points_of,
 )
 from thingbucket.kit.time import Precision
-from thingbucket.points.repository import SampleBatch
+from thingbucket.points.batch import SampleBatch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from thingbucket.points.repository import SampleBatch
+from thingbucket.points.batch import SampleBatch
 
 _rows = st.lists(
     st.tuples(st.sampled_from([1, 2, 3]), st.integers(-(2**62), 2**62), st.floats()), max_size=30

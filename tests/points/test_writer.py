@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -12,8 +14,8 @@ from conftest import base_settings
 from thingbucket.config import Settings
 from thingbucket.db.engine import Database, sqlite_pragmas
 from thingbucket.db.migrate import upgrade_head
-from thingbucket.errors import Overloaded
-from thingbucket.points.repository import RangeDelete, SampleBatch
+from thingbucket.errors import Overloaded, Unavailable
+from thingbucket.points.batch import RangeDelete, SampleBatch
 from thingbucket.points.writer import PostgresWriter, SqliteWriter, WriteResult
 from thingbucket.runtime import build_runtime
 
@@ -98,7 +100,8 @@ async def test_a_failing_request_in_a_shared_transaction_fails_alone(
     blocker.execute("BEGIN IMMEDIATE")
     try:
         good1 = asyncio.ensure_future(writer.write(SampleBatch(num=[(1, 1, 1.0)])))
-        bad = asyncio.ensure_future(writer.write(SampleBatch(num=[(2, 1, None)])))  # type: ignore[list-item]
+        # SQLite stores NaN as NULL, which the NOT NULL column refuses.
+        bad = asyncio.ensure_future(writer.write(SampleBatch(num=[(2, 1, float("nan"))])))
         good2 = asyncio.ensure_future(writer.write(SampleBatch(num=[(3, 1, 3.0)])))
         await asyncio.sleep(0.05)  # all three are queued behind the lock, one group
         blocker.execute("COMMIT")
@@ -224,3 +227,66 @@ async def test_postgres_writer_upserts_and_dedupes_a_batch(pg_url: str, tmp_path
         await writer.close()
         await rt.db.dispose()
         rt.passwords.close()
+
+
+async def test_a_killed_writer_process_fails_its_jobs_and_is_replaced(
+    sqlite_db: tuple[Settings, str],
+) -> None:
+    """Jobs the process held when it died answer 503 (never a false acknowledgement); the next
+    write goes to a new process and commits."""
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=100_000, group_max=100_000)
+    await writer.start()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the job waits in the process for the write lock
+    try:
+        first = writer.pid
+        assert first is not None
+        held = asyncio.ensure_future(writer.write(SampleBatch(num=[(1, 1, 1.0)])))
+        await asyncio.sleep(0.2)
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(Unavailable):
+            await held
+        blocker.execute("ROLLBACK")
+        for _ in range(100):  # the replacement starts in the background
+            if writer.pid not in (None, first):
+                break
+            await asyncio.sleep(0.05)
+        assert writer.pid not in (None, first)
+        result = await writer.write(SampleBatch(num=[(2, 5, 2.0)]))
+        assert result.samples == 1
+        assert _count(path) == 1
+    finally:
+        blocker.close()
+        await writer.close()
+
+
+async def test_the_writer_process_ignores_the_terminals_interrupt(
+    sqlite_db: tuple[Settings, str],
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group: the writer leaves stopping to the
+    server, which answers what is queued before it closes the writer."""
+    settings, path = sqlite_db
+    writer = SqliteWriter(path, sqlite_pragmas(settings), max_queued=100_000, group_max=100_000)
+    await writer.start()
+    try:
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGINT)
+        os.kill(writer.pid, signal.SIGTERM)
+        await asyncio.sleep(0.1)
+        assert (await writer.write(SampleBatch(num=[(3, 1, 1.0)]))).samples == 1
+        queued = [writer.write(SampleBatch(num=[(4, t, 1.0)])) for t in range(50)]
+        tasks = [asyncio.ensure_future(q) for q in queued]
+        await asyncio.sleep(0)  # queued, then the close comes
+    finally:
+        await writer.close()
+    assert [r.samples for r in await asyncio.gather(*tasks)] == [1] * 50
+    assert _count(path) == 51
+
+
+async def test_a_writer_that_cannot_open_the_database_refuses_to_start(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path)
+    missing = str(tmp_path / "no-such-dir" / "thingbucket.db")
+    writer = SqliteWriter(missing, sqlite_pragmas(settings), max_queued=10, group_max=10)
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        await writer.start()

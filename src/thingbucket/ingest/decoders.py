@@ -1,4 +1,4 @@
-"""Pure decoders for point bodies: lists and tuples in, sample tuples out, no objects per point.
+"""Pure decoders for point bodies: lists and tuples in, sample columns out, no objects per point.
 
 ``points_of`` accepts the three JSON forms of native-api.md; ``decode_rows`` validates them against
 a property's dimensions and returns the rows for the sample tables, or raises ``RowErrors`` naming
@@ -24,7 +24,7 @@ from thingbucket.kit.time import (
     TimestampOutOfRange,
     parse_timestamp,
 )
-from thingbucket.points.repository import NumRow, SampleBatch
+from thingbucket.points.batch import SampleBatch
 
 INT_LIMIT = 2**63 - 1
 MAX_REPORTED = 20
@@ -151,7 +151,7 @@ _NUMBER = {int, float}
 
 def _plain_numbers(
     rows: list[Any], dims: Sequence[Dim], factor: int, earliest: int, latest: int
-) -> list[NumRow] | None:
+) -> SampleBatch | None:
     """The samples of the common case, checked a column at a time (C loops, not a Python step
     per value): every row ``[int ts, number, ...]`` with one finite number per dimension, all
     of kind number, every timestamp in range. None otherwise: the row-by-row loop then decides,
@@ -163,8 +163,8 @@ def _plain_numbers(
     ts = columns[0]
     if set(map(type, ts)) != {int} or min(ts) * factor < earliest or max(ts) * factor > latest:
         return None
-    stamps = list(map(factor.__mul__, ts)) if factor != 1 else ts
-    out: list[NumRow] = []
+    stamps = list(map(factor.__mul__, ts)) if factor != 1 else list(ts)
+    out = SampleBatch()
     for dim, values in zip(dims, columns[1:], strict=True):
         types = set(map(type, values))
         if types != _FLOAT:
@@ -173,7 +173,9 @@ def _plain_numbers(
             values = tuple(map(float, values))
         if not math.isfinite(sum(values)):  # NaN or ±inf somewhere (or a sum past 1e308)
             return None
-        out.extend(zip(repeat(dim.series_id), stamps, values))
+        out.sids.extend(repeat(dim.series_id, len(stamps)))
+        out.stamps.extend(stamps)
+        out.values.extend(values)
     return out
 
 
@@ -188,7 +190,7 @@ def decode_rows(
 ) -> SampleBatch:
     """Validate rows against the dimensions and return their samples; nulls are left out."""
     batch = SampleBatch()
-    num = batch.num
+    add_number = batch.add_number
     text = batch.text
     errors = _Errors(write, [])
     ndims = len(dims)
@@ -200,8 +202,7 @@ def decode_rows(
     if isinstance(rows, list) and rows and dims and all(d.kind == "number" for d in dims):
         plain = _plain_numbers(rows, dims, factor, earliest, latest)
         if plain is not None:
-            batch.num = plain
-            return batch
+            return plain
     values: Sequence[Any]
     for index, row in enumerate(rows):
         if type(row) is list and row and type(row[0]) is int:
@@ -248,12 +249,12 @@ def decode_rows(
                 if type(value) is float:
                     # x - x is 0.0 only for finite x; NaN and ±inf are not storable numbers.
                     if value - value == 0.0:
-                        num.append((dim.series_id, ts, value))
+                        add_number(dim.series_id, ts, value)
                     else:
                         errors.add(index, dim.id, "number is not finite", "INVALID_VALUE")
                 elif type(value) is int:
                     if -INT_LIMIT <= value <= INT_LIMIT:
-                        num.append((dim.series_id, ts, float(value)))
+                        add_number(dim.series_id, ts, float(value))
                     else:
                         errors.add(index, dim.id, "integer outside 64 bits", "INVALID_VALUE")
                 else:

@@ -17,7 +17,7 @@ from thingbucket.errors import TooLarge
 from thingbucket.ingest.decoders import Dim, Limits, decode_rows
 from thingbucket.ingest.formats import csv_header, csv_rows
 from thingbucket.kit.time import Precision, now_us
-from thingbucket.points.repository import SampleBatch
+from thingbucket.points.batch import SampleBatch
 from thingbucket.points.writer import WriteResult
 from thingbucket.properties import service as properties
 from thingbucket.properties.service import PointTarget

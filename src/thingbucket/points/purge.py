@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.db.engine import after_commit
 from thingbucket.kit.time import TS_MAX_US, TS_MIN_US
+from thingbucket.points.batch import RangeDelete
 from thingbucket.points.models import Series
-from thingbucket.points.repository import RangeDelete
 from thingbucket.properties.models import Property
 from thingbucket.runtime import Runtime
 

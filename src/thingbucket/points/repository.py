@@ -1,19 +1,17 @@
 """All sample SQL, one implementation per backend, talking to the driver directly with tuples.
 
-Writes are one bulk upsert per table and batch (SQLite ``executemany``; PostgreSQL ``unnest``),
-never one statement per sample. Reads page per series on the ``(series_id, ts)`` key.
+Writes are one bulk upsert per table and batch (PostgreSQL ``unnest`` here; SQLite multi-row
+statements in ``points.sqlite_store``, which the writer process loads without this module), never
+one statement per sample. Reads page per series on the ``(series_id, ts)`` key.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import chain
-from operator import itemgetter
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -21,61 +19,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.buckets.models import Bucket
 from thingbucket.kit.time import TS_MAX_US
+from thingbucket.points.batch import (
+    TEXT_TABLE,
+    RangeDelete,
+    SampleBatch,
+    delete_marks,
+    num_ranges,
+    table_for,
+)
 from thingbucket.points.models import Series
-from thingbucket.points.rollups import LEVELS, Mark, delete_plan, marks_for
+from thingbucket.points.rollup_sql import (
+    DROP_WHOLE,
+    PG_CLEAN_FINER,
+    PG_FROM_FINER,
+    PG_FROM_SAMPLES,
+    PG_IN_BATCH,
+    PG_TAKE,
+    pg,
+)
+from thingbucket.points.rollups import LEVELS, marks_for
 from thingbucket.properties.models import Property
 
-NumRow = tuple[int, int, float]
 # Per bucket: (bucket start, count, sum, min, max, first, last), buckets in ascending order.
 AggRow = tuple[int, int, float, float, float, float, float]
-TextRow = tuple[int, int, str]
-TABLE_FOR_KIND = {"number": "samples_num"}
-TEXT_TABLE = "samples_text"
-
-
-def table_for(kind: str) -> str:
-    return TABLE_FOR_KIND.get(kind, TEXT_TABLE)
-
-
-@dataclass(slots=True)
-class SampleBatch:
-    """Samples of one request or message, in request order (a later duplicate wins)."""
-
-    num: list[NumRow] = field(default_factory=list)
-    text: list[TextRow] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.num) + len(self.text)
-
-    def extend(self, other: SampleBatch) -> None:
-        self.num.extend(other.num)
-        self.text.extend(other.text)
-
-    def ranges(self) -> dict[int, tuple[int, int]]:
-        """Per series, the (first, last) timestamp touched."""
-        if not self.text and self.num:
-            sids = set(map(itemgetter(0), self.num))
-            if len(sids) == 1:  # one series, the common batch: min and max in C
-                stamps = list(map(itemgetter(1), self.num))
-                return {sids.pop(): (min(stamps), max(stamps))}
-        out: dict[int, tuple[int, int]] = {}
-        for rows in (self.num, self.text):
-            for sid, ts, _ in rows:
-                lo_hi = out.get(sid)
-                if lo_hi is None:
-                    out[sid] = (ts, ts)
-                elif ts < lo_hi[0]:
-                    out[sid] = (ts, lo_hi[1])
-                elif ts > lo_hi[1]:
-                    out[sid] = (lo_hi[0], ts)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class RangeDelete:
-    series: tuple[tuple[int, str], ...]  # (series id, kind)
-    start: int
-    end: int  # exclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,20 +149,23 @@ async def _driver_connection(session: AsyncSession) -> Any:
     return raw.driver_connection
 
 
-def _dedupe(rows: Sequence[tuple[int, int, Any]]) -> tuple[list[int], list[int], list[Any]]:
+def _dedupe(
+    sids: Sequence[int], stamps: Sequence[int], values: Sequence[Any]
+) -> tuple[Sequence[int], Sequence[int], Sequence[Any]]:
     """Columns for one statement; a later row for the same key wins (PostgreSQL refuses both)."""
-    sids, tss, values = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
-    if len(set(zip(sids, tss, strict=True))) == len(rows):  # no key twice: the common case
-        return sids, tss, values
+    if len(set(zip(sids, stamps, strict=True))) == len(sids):  # no key twice: the common case
+        return sids, stamps, values
     last: dict[tuple[int, int], Any] = {}
-    for sid, ts, value in rows:
+    for sid, ts, value in zip(sids, stamps, values, strict=True):
         last[(sid, ts)] = value
-    sids = [k[0] for k in last]
-    tss = [k[1] for k in last]
-    return sids, tss, list(last.values())
+    return [k[0] for k in last], [k[1] for k in last], list(last.values())
 
 
-# --- rollups (see points.rollups): one statement text for both drivers, ``?`` placeholders ------
+def _dedupe_rows(rows: Sequence[tuple[int, int, Any]]) -> tuple[Sequence[Any], ...]:
+    if not rows:
+        return [], [], []
+    return _dedupe(*(list(c) for c in zip(*rows, strict=True)))
+
 
 # PostgreSQL writes run beside the rollup pass: updating an existing mark locks it until the
 # write commits, so the pass (which takes marks FOR UPDATE SKIP LOCKED) leaves it for the next
@@ -204,11 +173,6 @@ def _dedupe(rows: Sequence[tuple[int, int, Any]]) -> tuple[list[int], list[int],
 _MARK_LOCKING = (
     "INSERT INTO rollup_dirty (series_id, level, bucket) VALUES ($1, $2, $3) "
     "ON CONFLICT (series_id, level, bucket) DO UPDATE SET bucket = EXCLUDED.bucket"
-)
-_DROP_WHOLE = "DELETE FROM rollups WHERE series_id = ? AND level = ? AND bucket >= ? AND bucket < ?"
-_INSERT = (
-    "INSERT INTO rollups (series_id, level, bucket, n, total, lo, hi, first_ts, first, last_ts, "
-    "last) "
 )
 # Clean rows and dirty marks of a range in one statement, so that one snapshot decides both.
 _ROLLUP_READ = (
@@ -220,236 +184,8 @@ _ROLLUP_READ = (
 )
 
 
-# The rollup pass rebuilds a batch of buckets of one level per statement (on SQLite each
-# statement gives up the GIL once; per bucket they were four). The batch: up to a number of
-# marks of the level whose finer buckets are all clean, in no particular order (sorting them
-# cost a sort of a series' whole backlog per batch). The statements below are shared by both
-# backends; only the placeholders and where the batch lives (a temporary table on SQLite, the
-# unnest of the taken keys on PostgreSQL) differ.
-def _bucket_end(bucket: str, w1: str, zmax: str, tsmax: str) -> str:
-    """A bucket's last microsecond (int64's end for the last bucket), without overflow."""
-    return f"CASE WHEN {bucket} > {zmax} THEN {tsmax} ELSE {bucket} + {w1} END"
-
-
-def _take(level: str, n: str, clean_finer: str) -> str:
-    """The batch's marks of ``rollup_dirty d`` (a coarser level only with clean finer ones)."""
-    return f"FROM rollup_dirty d WHERE level = {level}{clean_finer} LIMIT {n}"
-
-
-def _clean_finer(level: str, end: str) -> str:
-    return (
-        " AND NOT EXISTS (SELECT 1 FROM rollup_dirty f WHERE f.series_id = d.series_id "
-        f"AND f.level = {level} - 1 AND f.bucket >= d.bucket AND f.bucket <= {end})"
-    )
-
-
-def _from_samples(batch: str, level: str) -> str:
-    """Rebuild the minutes of ``batch`` (alias ``b``: series_id, bucket, z) from their samples;
-    first and last by key lookup of min(ts) and max(ts)."""
-    return _INSERT + (
-        f"SELECT g.sid, {level}, g.b, g.n, g.s, g.lo, g.hi, g.t0, f.value, g.t1, l.value FROM "
-        "(SELECT b.series_id AS sid, b.bucket AS b, count(*) AS n, sum(s.value) AS s, "
-        "min(s.value) AS lo, max(s.value) AS hi, min(s.ts) AS t0, max(s.ts) AS t1 "
-        f"FROM {batch} JOIN samples_num s ON s.series_id = b.series_id "
-        "AND s.ts >= b.bucket AND s.ts <= b.z GROUP BY b.series_id, b.bucket) AS g "
-        "JOIN samples_num f ON f.series_id = g.sid AND f.ts = g.t0 "
-        "JOIN samples_num l ON l.series_id = g.sid AND l.ts = g.t1"
-    )
-
-
-def _from_finer(batch: str, level: str) -> str:
-    """Rebuild the hours (days) of ``batch`` from their clean minutes (hours)."""
-    finer = f"{level} - 1"
-    return _INSERT + (
-        f"SELECT g.sid, {level}, g.b, g.n, g.s, g.lo, g.hi, g.t0, f.first, g.t1, l.last FROM "
-        "(SELECT b.series_id AS sid, b.bucket AS b, b.z AS z, sum(r.n) AS n, sum(r.total) AS s, "
-        "min(r.lo) AS lo, max(r.hi) AS hi, min(r.first_ts) AS t0, max(r.last_ts) AS t1 "
-        f"FROM {batch} JOIN rollups r ON r.series_id = b.series_id "
-        f"AND r.level = {finer} AND r.bucket >= b.bucket AND r.bucket <= b.z "
-        "GROUP BY b.series_id, b.bucket, b.z) AS g "
-        f"JOIN rollups f ON f.series_id = g.sid AND f.level = {finer} AND f.bucket >= g.b "
-        "AND f.bucket <= g.z AND f.first_ts = g.t0 "
-        f"JOIN rollups l ON l.series_id = g.sid AND l.level = {finer} AND l.bucket >= g.b "
-        "AND l.bucket <= g.z AND l.last_ts = g.t1"
-    )
-
-
-# SQLite: the batch in a temporary table, named parameters.
-_BATCH_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS rollup_batch (series_id INTEGER NOT NULL, "
-    "bucket INTEGER NOT NULL, z INTEGER NOT NULL, PRIMARY KEY (series_id, bucket)) WITHOUT ROWID"
-)
-_END = _bucket_end("{b}", ":w1", ":zmax", ":tsmax")
-_BATCH_TAKE = (
-    "INSERT INTO temp.rollup_batch (series_id, bucket, z) SELECT series_id, bucket, "
-    + _END.format(b="bucket")
-    + " "
-    + _take(":lv", ":n", "{finer}")
-)
-_CLEAN_FINER = _clean_finer(":lv", _END.format(b="d.bucket"))
-_IN_BATCH = (
-    "WHERE level = :lv AND (series_id, bucket) IN (SELECT series_id, bucket FROM temp.rollup_batch)"
-)
-_BATCH = "temp.rollup_batch b"
-_BATCH_FROM_SAMPLES = _from_samples(_BATCH, "0")
-_BATCH_FROM_FINER = _from_finer(_BATCH, ":lv")
-
-
-# PostgreSQL's pass, a batch per level in one short transaction: the marks it takes are locked
-# (FOR UPDATE), so a write touching one of them waits for the pass to commit and then marks the
-# bucket again; marks a write holds are skipped (SKIP LOCKED), left for the next pass. So a
-# rebuild never clears a mark without the samples of the write that set it.
-# $1 level, $2 how many, $3 width - 1, $4 int64's end - (width - 1), $5 int64's end.
-_PG_TAKE = (
-    "SELECT series_id, bucket " + _take("$1", "$2", "{finer}") + " FOR UPDATE OF d SKIP LOCKED"
-)
-_PG_CLEAN_FINER = _clean_finer("$1", _bucket_end("d.bucket", "$3", "$4", "$5"))
-# $1 level, $2 series ids, $3 bucket starts (then as above from $4).
-_PG_IN_BATCH = (
-    "WHERE level = $1 AND (series_id, bucket) IN "
-    "(SELECT * FROM unnest($2::integer[], $3::bigint[]))"
-)
-_PG_BATCH = (
-    "(SELECT sid AS series_id, u.b AS bucket, "
-    + _bucket_end("u.b", "$4", "$5", "$6")
-    + " AS z FROM unnest($2::integer[], $3::bigint[]) AS u(sid, b)) AS b"
-)
-_PG_FROM_SAMPLES = _from_samples(_PG_BATCH, "CAST($1 AS SMALLINT)")
-_PG_FROM_FINER = _from_finer(_PG_BATCH, "CAST($1 AS SMALLINT)")
-
-
-def _pg(sql: str) -> str:
-    """The statement with asyncpg's numbered placeholders."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
-
-
-def _num_ranges(
-    batch: SampleBatch, ranges: dict[int, tuple[int, int]]
-) -> dict[int, tuple[int, int]] | None:
-    """The ranges of the number series alone; None when text series share the batch (their
-    ranges would mark buckets of series that have no rollups, harmless but wasted)."""
-    return ranges if not batch.text else None
-
-
-def _delete_marks(spec: RangeDelete) -> tuple[list[tuple[int, int, int, int]], list[Mark]]:
-    """Rollup ranges a delete drops whole, and the buckets it cuts, of its number series."""
-    whole: list[tuple[int, int, int, int]] = []
-    cut: list[Mark] = []
-    plan = delete_plan(spec.start, spec.end)
-    for sid, kind in spec.series:
-        if kind != "number":
-            continue
-        for level, lo, hi, edges in plan:
-            if lo < hi:
-                whole.append((sid, level, lo, hi))
-            cut.extend((sid, level, b) for b in edges)
-    return whole, cut
-
-
 class SqliteSamples:
-    """Writes run on the writer thread's own sqlite3 connection; reads on the session's."""
-
-    # Multi-row statements rather than executemany: the GIL is given up once per statement
-    # instead of once per row, and retaking it waits for a busy event loop thread. Chunks come
-    # in a few fixed sizes so that the prepared statements stay few (and cached).
-    _CHUNKS = (8000, 1000, 100)  # rows; 3 parameters each stays under SQLite's 32766
-    _UPSERT = (
-        "INSERT INTO {table} (series_id, ts, value) VALUES {rows} "
-        "ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value"
-    )
-    _MARKS = (
-        "INSERT INTO rollup_dirty (series_id, level, bucket) VALUES {rows} ON CONFLICT DO NOTHING"
-    )
-
-    def __init__(self) -> None:
-        self._statements: dict[tuple[str, str, int], str] = {}
-
-    def _statement(self, template: str, table: str, n: int) -> str:
-        key = (template, table, n)
-        sql = self._statements.get(key)
-        if sql is None:
-            sql = template.format(table=table, rows=",".join(["(?,?,?)"] * n))
-            self._statements[key] = sql  # at most 3 + 99 sizes per (template, table)
-        return sql
-
-    def _insert(
-        self, conn: sqlite3.Connection, template: str, table: str, rows: Sequence[tuple[Any, ...]]
-    ) -> None:
-        """``rows`` in order, by multi-row statements (in one, a later duplicate still wins)."""
-        start, total = 0, len(rows)
-        for size in self._CHUNKS:
-            while total - start >= size:
-                flat = list(chain.from_iterable(rows[start : start + size]))  # in C
-                conn.execute(self._statement(template, table, size), flat)
-                start += size
-        if start < total:
-            sql = self._statement(template, table, total - start)
-            conn.execute(sql, list(chain.from_iterable(rows[start:])))
-
-    def write(
-        self,
-        conn: sqlite3.Connection,
-        batches: Sequence[tuple[SampleBatch, dict[int, tuple[int, int]]]],
-    ) -> None:
-        """Batches in order, each with its ranges (which the caller computes once for its
-        result too), stored by as few statements as their rows allow."""
-        if len(batches) == 1:
-            num, text = batches[0][0].num, batches[0][0].text
-        else:
-            num = [row for batch, _ in batches for row in batch.num]
-            text = [row for batch, _ in batches for row in batch.text]
-        if num:
-            self._insert(conn, self._UPSERT, "samples_num", num)
-            marks: set[Mark] = set()
-            for batch, ranges in batches:
-                if batch.num:
-                    marks |= marks_for(batch.num, _num_ranges(batch, ranges))
-            self._insert(conn, self._MARKS, "", list(marks))
-        if text:
-            self._insert(conn, self._UPSERT, TEXT_TABLE, text)
-
-    def delete(self, conn: sqlite3.Connection, spec: RangeDelete) -> int:
-        deleted = 0
-        for sid, kind in spec.series:
-            cur = conn.execute(
-                f"DELETE FROM {table_for(kind)} WHERE series_id = ? AND ts >= ? AND ts < ?",
-                (sid, spec.start, spec.end),
-            )
-            deleted += cur.rowcount
-        whole, cut = _delete_marks(spec)
-        conn.executemany(_DROP_WHOLE, whole)
-        self._insert(conn, self._MARKS, "", cut)
-        return deleted
-
-    def recompute(self, conn: sqlite3.Connection, limit: int) -> int:
-        """Rebuild up to ``limit`` dirty buckets, finest level first, a batch per level (in the
-        writer's transaction, so no write runs beside it); returns how many it rebuilt."""
-        conn.execute(_BATCH_TABLE)
-        done = 0
-        for level, width in enumerate(LEVELS):
-            if done >= limit:
-                break
-            args = {
-                "lv": level,
-                "n": limit - done,
-                "w1": width - 1,
-                "zmax": TS_MAX_US - (width - 1),
-                "tsmax": TS_MAX_US,
-            }
-            conn.execute("DELETE FROM temp.rollup_batch")
-            take = _BATCH_TAKE.format(finer=_CLEAN_FINER if level else "")
-            taken = conn.execute(take, args).rowcount
-            if not taken:
-                continue
-            conn.execute("DELETE FROM rollup_dirty " + _IN_BATCH, {"lv": level})
-            conn.execute("DELETE FROM rollups " + _IN_BATCH, {"lv": level})
-            if level:
-                conn.execute(_BATCH_FROM_FINER, {"lv": level})
-            else:
-                conn.execute(_BATCH_FROM_SAMPLES)
-            done += taken
-        return done
+    """Reads on the session's connection (writes: ``points.sqlite_store``, in the writer)."""
 
     async def read(
         self,
@@ -570,7 +306,7 @@ class PostgresSamples:
     ) -> None:
         """Make the partitions a batch needs, outside the batch's own transaction."""
         months: set[int] | None = None
-        spans = _num_ranges(batch, ranges)
+        spans = num_ranges(batch, ranges)
         if spans is not None:
             # Each series' months from its first to its last sample: two date conversions per
             # series instead of one per sample (a span of a few months at most; wider, exact).
@@ -583,8 +319,8 @@ class PostgresSamples:
                 months.update(range(first, last + 1))
         if months is not None:
             await self._ensure_months(conn, "samples_num", months)
-        elif batch.num:
-            await self.ensure_partitions(conn, "samples_num", (r[1] for r in batch.num))
+        elif batch.sids:
+            await self.ensure_partitions(conn, "samples_num", batch.stamps)
         if batch.text:
             await self.ensure_partitions(conn, TEXT_TABLE, (r[1] for r in batch.text))
 
@@ -603,18 +339,18 @@ class PostgresSamples:
         self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
     ) -> None:
         """The batch, atomically (the caller holds no transaction)."""
+        num = _dedupe(batch.sids, batch.stamps, batch.values)
+        marks = sorted(marks_for(batch.sids, batch.stamps, num_ranges(batch, ranges)))
         if not batch.text:
-            marks = sorted(marks_for(batch.num, _num_ranges(batch, ranges)))
             columns = [list(c) for c in zip(*marks, strict=True)] if marks else [[], [], []]
-            await conn.execute(self._NUM_WITH_MARKS, *_dedupe(batch.num), *columns)
+            await conn.execute(self._NUM_WITH_MARKS, *num, *columns)
             return
         async with conn.transaction():
-            if batch.num:
-                await conn.execute(self._UPSERT_NUM, *_dedupe(batch.num))
-                mixed = marks_for(batch.num, _num_ranges(batch, ranges))
-                await conn.executemany(_MARK_LOCKING, sorted(mixed))
+            if batch.sids:
+                await conn.execute(self._UPSERT_NUM, *num)
+                await conn.executemany(_MARK_LOCKING, marks)
             await conn.execute(
-                self._UPSERT.format(table=TEXT_TABLE, vtype="text"), *_dedupe(batch.text)
+                self._UPSERT.format(table=TEXT_TABLE, vtype="text"), *_dedupe_rows(batch.text)
             )
 
     async def delete(self, conn: Any, spec: RangeDelete) -> int:
@@ -627,31 +363,31 @@ class PostgresSamples:
                 spec.end,
             )
             deleted += int(status.split()[-1])
-        whole, cut = _delete_marks(spec)
+        whole, cut = delete_marks(spec)
         if whole:
-            await conn.executemany(_pg(_DROP_WHOLE), whole)
+            await conn.executemany(pg(DROP_WHOLE), whole)
         if cut:
             await conn.executemany(_MARK_LOCKING, sorted(cut))
         return deleted
 
     async def recompute(self, conn: Any, limit: int) -> int:
         """Up to ``limit`` dirty buckets, finest level first, a batch per level in its own short
-        transaction (see _PG_TAKE for how it stays exact beside writes and other replicas)."""
+        transaction (see PG_TAKE for how it stays exact beside writes and other replicas)."""
         done = 0
         for level, width in enumerate(LEVELS):
             if done >= limit:
                 break
             ends = (width - 1, TS_MAX_US - (width - 1), TS_MAX_US)
-            take = _PG_TAKE.format(finer=_PG_CLEAN_FINER if level else "")
+            take = PG_TAKE.format(finer=PG_CLEAN_FINER if level else "")
             async with conn.transaction():
                 rows = await conn.fetch(take, level, limit - done, *(ends if level else ()))
                 if not rows:
                     continue
                 sids = [r[0] for r in rows]
                 buckets = [r[1] for r in rows]
-                await conn.execute("DELETE FROM rollup_dirty " + _PG_IN_BATCH, level, sids, buckets)
-                await conn.execute("DELETE FROM rollups " + _PG_IN_BATCH, level, sids, buckets)
-                rebuild = _PG_FROM_FINER if level else _PG_FROM_SAMPLES
+                await conn.execute("DELETE FROM rollup_dirty " + PG_IN_BATCH, level, sids, buckets)
+                await conn.execute("DELETE FROM rollups " + PG_IN_BATCH, level, sids, buckets)
+                rebuild = PG_FROM_FINER if level else PG_FROM_SAMPLES
                 await conn.execute(rebuild, level, sids, buckets, *ends)
             done += len(rows)
         return done

@@ -20,7 +20,7 @@ from thingbucket.access import service as access
 from thingbucket.access.principal import SYSTEM
 from thingbucket.kit.time import TS_MIN_US, now_us
 from thingbucket.points import repository as repo
-from thingbucket.points.repository import RangeDelete, table_for
+from thingbucket.points.batch import RangeDelete, table_for
 from thingbucket.runtime import Runtime
 
 log = logging.getLogger(__name__)

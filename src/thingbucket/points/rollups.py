@@ -37,9 +37,10 @@ _DENSE = 64  # minutes: a batch whose series span at most this many is marked by
 
 
 def marks_for(
-    rows: Iterable[tuple[int, int, float]], ranges: dict[int, tuple[int, int]] | None = None
+    sids: Iterable[int], stamps: Iterable[int], ranges: dict[int, tuple[int, int]] | None = None
 ) -> set[Mark]:
-    """The buckets of every level that these samples fall in. With the batch's ``ranges``
+    """The buckets of every level that these samples (two columns: series id, timestamp) fall
+    in. With the batch's ``ranges``
     (series -> first, last timestamp) and dense data, every minute between them, which costs
     nothing per sample (a minute without samples is merely rebuilt to nothing); otherwise one
     modulo per sample."""
@@ -54,7 +55,7 @@ def marks_for(
             for b in range(lo - lo % minute, hi + 1, minute)
         }
     else:
-        firsts = {(sid, ts - ts % minute) for sid, ts, _ in rows}
+        firsts = {(sid, ts - ts % minute) for sid, ts in zip(sids, stamps, strict=True)}
     out: set[Mark] = {(sid, 0, b) for sid, b in firsts}
     for level in range(1, len(LEVELS)):
         w = LEVELS[level]

@@ -28,9 +28,10 @@ from thingbucket.points.aggregate import (
     fill_column,
     stats_of,
 )
+from thingbucket.points.batch import RangeDelete, table_for
 from thingbucket.points.downsample import Lttb, fitting, lttb_grid
 from thingbucket.points.errors import InvalidAggregate, InvalidRange, TooManyBuckets
-from thingbucket.points.repository import Grid, RangeDelete, scan, table_for
+from thingbucket.points.repository import Grid, scan
 from thingbucket.points.rollups import LEVELS, fitting_level
 from thingbucket.properties import service as properties
 from thingbucket.properties.schemas import DimensionOut

@@ -1,8 +1,9 @@
 """The one sample writer: callers are resolved only after the commit that holds their rows.
 
-SQLite has a single writer, so one thread owns one connection and commits several queued requests
-together (group commit). If a shared transaction fails, each member is retried alone once, so no
-request is acknowledged or failed on the strength of another's rows. PostgreSQL writes through a
+SQLite has a single writer, so one process of its own (``points.writer_process``) owns one
+connection and commits several queued requests together (group commit). If a shared transaction
+fails, each member is retried alone once, so no request is acknowledged or failed on the strength
+of another's rows. PostgreSQL writes through a
 small pool, one transaction per request. Both bound the samples waiting for a commit and answer
 ``Overloaded`` beyond it.
 """
@@ -10,16 +11,22 @@ small pool, one transaction per request. Both bound the samples waiting for a co
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import itertools
 import logging
+import pickle
 import sqlite3
-import threading
-from collections import deque
+import sys
+from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from thingbucket.errors import Overloaded, Unavailable
-from thingbucket.points.repository import PostgresSamples, RangeDelete, SampleBatch, SqliteSamples
+from thingbucket.points import writer_process
+from thingbucket.points.batch import RangeDelete, SampleBatch
+from thingbucket.points.repository import PostgresSamples
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +69,13 @@ class Writer(Protocol):
         ...
 
 
+_PIPE_BYTES = 1 << 20  # Linux's default ceiling for unprivileged processes
+
+
 @dataclass(slots=True)
-class _Job:
-    batch: SampleBatch | None
-    delete: RangeDelete | None
+class _Pending:
     weight: int
     future: asyncio.Future[WriteResult]
-    result: WriteResult | None = None
-    error: BaseException | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    recompute: int = 0  # a rollup pass of up to this many buckets, neither batch nor delete
 
 
 def _run_hooks(hooks: list[AfterCommit], result: WriteResult) -> None:
@@ -82,22 +86,31 @@ def _run_hooks(hooks: list[AfterCommit], result: WriteResult) -> None:
             log.exception("after-commit hook failed")
 
 
-def _job_error(exc: Exception) -> Unavailable:
-    if isinstance(exc, sqlite3.Error):
-        log.warning("sample write failed: %s", exc)
-        return _sqlite_error(exc)
-    log.exception("sample write failed")
-    return Unavailable(retry_after=5)
+def _failure(kind: str, text: str) -> Unavailable:
+    if kind == "bug":
+        log.error("sample write failed: %s", text)
+    else:
+        log.warning("sample write failed: %s", text)
+    return StorageFull(retry_after=30) if kind == "full" else Unavailable(retry_after=5)
 
 
-def _sqlite_error(exc: sqlite3.Error) -> Unavailable:
-    text = str(exc).lower()
-    if "full" in text:
-        return StorageFull(retry_after=30)
-    return Unavailable(retry_after=5)
+def _widen_pipe(stream: asyncio.StreamWriter) -> None:
+    """Room in the pipe for many jobs: the process reads it only between groups (Linux; where
+    the size cannot be set, asyncio buffers the rest)."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    pipe = stream.get_extra_info("pipe")
+    if setsize is None or pipe is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(pipe.fileno(), setsize, _PIPE_BYTES)
 
 
 class SqliteWriter:
+    """The parent's end of the writer process (``points.writer_process``, which says why it is a
+    process): jobs go out in order over its stdin, results come back over its stdout, and each
+    caller is resolved when its result arrives, that is after the commit that holds its rows.
+    If the process dies, the jobs it had are failed (503) and a new one is started."""
+
     def __init__(
         self,
         path: str,
@@ -106,178 +119,156 @@ class SqliteWriter:
         max_queued: int,
         group_max: int,
     ) -> None:
-        self._path = path
-        self._pragmas = pragmas
+        self._setup = (path, pragmas, group_max)
         self._max_queued = max_queued
-        self._group_max = group_max
-        self._samples = SqliteSamples()
-        self._jobs: deque[_Job] = deque()
-        self._cv = threading.Condition()
+        self._pending: dict[int, _Pending] = {}
+        self._outbox: list[bytes] = []  # frames of this turn of the event loop
+        self._ids = itertools.count()
         self._queued = 0
         self._closing = False
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
         self.hooks: list[AfterCommit] = []
 
     @property
     def queued_samples(self) -> int:
         return self._queued
 
+    @property
+    def pid(self) -> int | None:
+        """The writer process's id while one runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def forget_partitions(self) -> None:
         pass  # SQLite has no partitions
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready,), name="thingbucket-sqlite-writer", daemon=True
+        self._proc = await self._spawn()
+        self._reader = asyncio.create_task(self._read(), name="thingbucket-sqlite-writer")
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        """A new writer process, answering to its set-up; raises sqlite3.Error if it cannot
+        open the database."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-P",  # never import from the working directory
+            "-m",
+            writer_process.MODULE,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
-        self._thread.start()
-        await ready
+        assert proc.stdin is not None
+        _widen_pipe(proc.stdin)
+        proc.stdin.write(writer_process.frame(self._setup))
+        try:
+            status, reason = await self._receive(proc)
+        except asyncio.IncompleteReadError:
+            status, reason = "failed", f"the writer process exited ({await proc.wait()})"
+        if status != "ready":
+            proc.stdin.close()
+            await proc.wait()
+            raise sqlite3.OperationalError(reason)
+        return proc
+
+    @staticmethod
+    async def _receive(proc: asyncio.subprocess.Process) -> Any:
+        assert proc.stdout is not None
+        size = int.from_bytes(await proc.stdout.readexactly(4), "big")
+        return pickle.loads(await proc.stdout.readexactly(size))  # noqa: S301 (our child)
+
+    async def _read(self) -> None:
+        """Results, until the process ends; then, unless closing, a new process."""
+        while True:
+            proc = self._proc
+            assert proc is not None
+            try:
+                while True:
+                    job_id, result = await self._receive(proc)
+                    self._settle(job_id, result)
+            except asyncio.IncompleteReadError:
+                pass
+            code = await proc.wait()
+            self._proc = None
+            lost = list(self._pending.values())
+            self._pending.clear()
+            self._queued = 0
+            for job in lost:
+                if not job.future.done():
+                    job.future.set_exception(Unavailable(retry_after=1))
+            if self._closing:
+                return
+            log.error("the sample writer process exited (%s); starting a new one", code)
+            while not self._closing:
+                try:
+                    self._proc = await self._spawn()
+                    break
+                except (OSError, sqlite3.Error) as exc:
+                    log.error("could not start the sample writer process: %s", exc)
+                    await asyncio.sleep(1)
+            if self._proc is None:
+                return
+
+    def _flush(self, proc: asyncio.subprocess.Process) -> None:
+        """The jobs of one turn of the event loop in one write: each write wakes the process
+        when it waits, and a wake-up per job took the event loop's core from it for a while.
+        Jobs meant for a process that has died since were failed with it: they are dropped."""
+        if proc is self._proc and proc.stdin is not None and self._outbox:
+            proc.stdin.writelines(self._outbox)
+        self._outbox.clear()
+
+    def _settle(self, job_id: int, result: tuple[Any, ...]) -> None:
+        job = self._pending.pop(job_id)
+        self._queued -= job.weight
+        if job.future.done():
+            return
+        if result[0] != "ok":
+            job.future.set_exception(_failure(result[1], result[2]))
+            return
+        _, ranges, samples, deleted, recomputed = result
+        done = WriteResult(ranges=ranges, samples=samples, deleted=deleted, recomputed=recomputed)
+        job.future.set_result(done)
+        _run_hooks(self.hooks, done)
 
     async def close(self) -> None:
-        with self._cv:
-            self._closing = True
-            self._cv.notify()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+        self._closing = True
+        proc = self._proc
+        if proc is not None and proc.stdin is not None:
+            self._flush(proc)
+            proc.stdin.close()  # the process answers what it has, then ends
+        if self._reader is not None:
+            await self._reader
 
     async def write(self, batch: SampleBatch) -> WriteResult:
-        return await self._submit(batch, None, len(batch))
+        # Typed arrays pickle as their bytes: a fraction of the cost of a list of numbers.
+        payload = (
+            array("q", batch.sids),
+            array("q", batch.stamps),
+            array("d", batch.values),
+            batch.text,
+        )
+        return await self._submit("write", payload, len(batch))
 
     async def delete(self, spec: RangeDelete) -> WriteResult:
-        return await self._submit(None, spec, 1)
+        return await self._submit("delete", (spec.series, spec.start, spec.end), 1)
 
     async def recompute_rollups(self, limit: int) -> int:
-        return (await self._submit(None, None, 1, recompute=limit)).recomputed
+        return (await self._submit("recompute", limit, 1)).recomputed
 
-    async def _submit(
-        self, batch: SampleBatch | None, spec: RangeDelete | None, weight: int, recompute: int = 0
-    ) -> WriteResult:
-        assert self._loop is not None, "writer not started"
-        job = _Job(batch, spec, weight, self._loop.create_future(), recompute=recompute)
-        with self._cv:
-            if self._closing:
-                raise Unavailable(retry_after=5)
-            if self._queued and self._queued + weight > self._max_queued:
-                raise Overloaded(retry_after=1)
-            self._queued += weight
-            self._jobs.append(job)
-            self._cv.notify()
+    async def _submit(self, kind: str, payload: object, weight: int) -> WriteResult:
+        proc = self._proc
+        if self._closing or proc is None or proc.stdin is None:
+            raise Unavailable(retry_after=1)
+        if self._queued and self._queued + weight > self._max_queued:
+            raise Overloaded(retry_after=1)
+        job_id = next(self._ids)
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._pending[job_id] = _Pending(weight, future)
+        self._queued += weight
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush, proc)
+        self._outbox.append(writer_process.frame((job_id, kind, payload)))
         # Shielded: a caller that goes away does not cancel a write that may already be committed.
-        return await asyncio.shield(job.future)
-
-    # --- writer thread ---------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        # Room for every multi-row statement size the samples repository prepares.
-        conn = sqlite3.connect(
-            self._path, isolation_level=None, check_same_thread=False, cached_statements=512
-        )
-        for pragma in self._pragmas:
-            conn.execute(pragma)
-        return conn
-
-    def _run(self, ready: asyncio.Future[None]) -> None:
-        assert self._loop is not None
-        try:
-            conn = self._connect()
-        except sqlite3.Error as exc:
-            self._loop.call_soon_threadsafe(_settle_ready, ready, exc)
-            return
-        self._loop.call_soon_threadsafe(_settle_ready, ready, None)
-        try:
-            while True:
-                with self._cv:
-                    while not self._jobs and not self._closing:
-                        self._cv.wait()
-                    if not self._jobs:
-                        return
-                    group = [self._jobs.popleft()]
-                    taken = group[0].weight
-                    while self._jobs and taken + self._jobs[0].weight <= self._group_max:
-                        job = self._jobs.popleft()
-                        taken += job.weight
-                        group.append(job)
-                self._commit(conn, group)
-                with self._cv:
-                    self._queued -= taken
-                self._loop.call_soon_threadsafe(self._settle, group)
-        finally:
-            conn.close()
-
-    def _apply(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[WriteResult]:
-        """The jobs in order. Consecutive writes are stored together: each statement gives up
-        the GIL and then waits to take it back from a busy event loop, so a group of many small
-        messages costs a few statements rather than a few per message."""
-        results: list[WriteResult] = []
-        writes: list[tuple[SampleBatch, dict[int, tuple[int, int]]]] = []
-        for job in jobs:
-            if job.batch is not None:
-                ranges = job.batch.ranges()
-                writes.append((job.batch, ranges))
-                results.append(WriteResult(ranges=ranges, samples=len(job.batch)))
-                continue
-            if writes:
-                self._samples.write(conn, writes)
-                writes = []
-            if job.recompute:
-                done = self._samples.recompute(conn, job.recompute)
-                results.append(WriteResult(ranges={}, recomputed=done))
-                continue
-            assert job.delete is not None
-            spec = job.delete
-            deleted = self._samples.delete(conn, spec)
-            ranges = {sid: (spec.start, spec.end - 1) for sid, _ in spec.series}
-            results.append(WriteResult(ranges=ranges, deleted=deleted))
-        if writes:
-            self._samples.write(conn, writes)
-        return results
-
-    def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[WriteResult]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            results = self._apply(conn, jobs)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return results
-
-    def _commit(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
-        # Whatever fails fails its jobs, never the writer thread (every later write would wait).
-        try:
-            for job, result in zip(group, self._transaction(conn, group), strict=True):
-                job.result = result
-            return
-        except Exception as exc:
-            if len(group) == 1:
-                group[0].error = _job_error(exc)
-                return
-        for job in group:  # the shared transaction failed: each member once on its own
-            try:
-                job.result = self._transaction(conn, [job])[0]
-            except Exception as exc:
-                job.error = _job_error(exc)
-
-    def _settle(self, group: list[_Job]) -> None:
-        for job in group:
-            if job.future.done():
-                continue
-            if job.error is not None:
-                job.future.set_exception(job.error)
-            else:
-                assert job.result is not None
-                job.future.set_result(job.result)
-                _run_hooks(self.hooks, job.result)
-
-
-def _settle_ready(ready: asyncio.Future[None], exc: BaseException | None) -> None:
-    if exc is None:
-        ready.set_result(None)
-    else:
-        ready.set_exception(exc)
+        return await asyncio.shield(future)
 
 
 def _postgres_error(exc: BaseException) -> Unavailable:
