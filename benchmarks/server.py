@@ -352,6 +352,7 @@ def running_server(
     attempts: int = 3,
     broker: ExternalBroker | None = None,
     database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """A server on SQLite in ``data_dir`` (or on ``database_url``) with an admin person and its
     access token; always stopped on the way out. With ``broker``, in external broker mode (no
@@ -362,6 +363,7 @@ def running_server(
         env.update(broker.env())
     if database_url is not None:
         env["THINGBUCKET_DATABASE__URL"] = database_url
+    env.update(extra_env or {})
     email, password = "bench@example.com", secrets.token_urlsafe(24)
     _create_user(data_dir, env, email, password)
     server: Server | None = None

@@ -86,3 +86,18 @@ def test_a_default_start_listens_on_loopback_only_and_says_how_to_make_an_admin(
         assert all(addr.ip == "127.0.0.1" for addr in listening)
         text = "".join(server.log)
         assert "thingbucket user create" in text
+
+
+def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
+    result = cli("serve", "--port", "0", "--data-dir", str(tmp_path), "--workers", "2")
+    _refused(result.stderr, result.returncode, "server.workers", "PostgreSQL")
+
+
+@pytest.mark.needs_pg
+def test_several_workers_beside_the_embedded_broker_are_refused(
+    tmp_path: Path, pg_url: str
+) -> None:
+    env = child_env(THINGBUCKET_WORKERS="2")
+    args = ("serve", "--port", "0", "--data-dir", str(tmp_path), "--database-url", pg_url)
+    result = cli(*args, env=env)
+    _refused(result.stderr, result.returncode, "server.workers", "--mqtt-url")

@@ -32,6 +32,7 @@ FLAT_NAMES: dict[str, tuple[str, str]] = {
     "MQTT_URL": ("mqtt", "url"),
     "SECRET_KEY": ("security", "secret_key"),
     "LOG_LEVEL": ("server", "log_level"),
+    "WORKERS": ("server", "workers"),
 }
 
 # Values that appear in docs and examples, or that people type when asked for "a secret".
@@ -53,6 +54,9 @@ class ServerSettings(BaseModel):
     debug: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     trusted_proxies: list[str] = Field(default_factory=list)
+    # Server processes sharing the HTTP port; more than one only on PostgreSQL with an external
+    # MQTT broker (or none): SQLite has one writer, the embedded broker one port.
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class DatabaseSettings(BaseModel):
@@ -348,6 +352,21 @@ def refusals(settings: Settings) -> list[str]:
         problems.append("security.argon2_* parameters are below m=19456 KiB, t=2, p=1; raise them")
     problems.extend(_database_url_refusals(settings))
     return problems
+
+
+def workers_refusal(settings: Settings) -> str | None:
+    """Why ``serve`` cannot run ``server.workers`` processes with these settings, if so (other
+    commands run in one process whatever the setting says)."""
+    if settings.server.workers == 1:
+        return None
+    if settings.is_sqlite:
+        return "server.workers > 1 needs PostgreSQL (--database-url): SQLite has one writer"
+    if settings.mqtt.enabled and not settings.mqtt.url:
+        return (
+            "server.workers > 1 needs an external MQTT broker (--mqtt-url) or "
+            "mqtt.enabled = false: the embedded broker owns one port"
+        )
+    return None
 
 
 def warnings(settings: Settings) -> list[str]:

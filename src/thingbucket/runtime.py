@@ -58,6 +58,7 @@ class Runtime:
     mqtt_socket: socket.socket | None = None
     broker: Any = None  # the embedded broker or the external ingest client while it runs
     tasks: list[Any] = field(default_factory=list)  # background tasks of a serving process
+    worker: int = 0  # which of ``server.workers`` processes this is
 
     async def start(self) -> None:
         from thingbucket.db.migrate import head_revision
@@ -123,10 +124,13 @@ class Runtime:
             log.error("could not update the MQTT broker's credentials of %s: %s", thing_id, exc)
 
     def start_tasks(self) -> None:
-        """The background work of a serving process (CLI commands run none of it)."""
+        """The background work of a serving process (CLI commands run none of it); of several
+        workers, the first only (the others would only wait for its advisory locks)."""
         from thingbucket.points.retention import RetentionTask
         from thingbucket.points.rollups import RollupTask
 
+        if self.worker:
+            return
         for enabled, kind in (
             (self.settings.retention.enabled, RetentionTask),
             (self.settings.rollups.enabled, RollupTask),

@@ -1,11 +1,14 @@
 """External broker mode against a real Mosquitto 2.0 with dynamic security: provisioned device
-tokens, ack after commit on the ingest client, revocation, and two replicas sharing one stream."""
+tokens, ack after commit on the ingest client, revocation, two replicas sharing one stream, and
+several workers of one server."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 import pytest
 
 from conftest import TEST_SECRET, need_service
@@ -175,6 +179,75 @@ def test_two_replicas_on_one_postgresql_share_one_stream_without_loss_or_duplica
         shares = [_ingested(s) for s in (a, b)]
         assert all(share > 0 for share in shares), shares
         assert sum(shares) == 30_000
+
+
+def _workers(server: Server) -> list[psutil.Process]:
+    """The live worker processes under ``serve`` (multiprocessing also starts a resource
+    tracker)."""
+    found = []
+    for child in psutil.Process(server.process.pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # gone, or a zombie not reaped yet
+            continue
+    return found
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.needs_pg
+def test_workers_share_the_port_and_the_stream_and_one_that_dies_is_replaced(
+    broker: Mosquitto, tmp_path: Path, pg_url: str
+) -> None:
+    """``serve --workers 2``: two processes on one port, each its own member of the shared
+    subscription; /metrics sums both; a killed worker comes back; SIGTERM stops them all."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    env = _env(broker)
+    db = ["--database-url", pg_url]
+    args = (*db, "--mqtt-url", broker.url, "--workers", "2")
+    with ExitStack() as stack:
+        server = stack.enter_context(serve(tmp_path / "w", *args, env=env))
+
+        def log() -> str:
+            return "".join(server.log)
+
+        _wait_for("both workers' subscriptions", lambda: "-w0" in log() and "-w1" in log())
+        workers = _workers(server)
+        assert len(workers) == 2
+        owner = _owner(stack, server, tmp_path / "w", db, env)
+        token = owner.token()
+        start = int(time.time() * 1000) - 3_600_000
+        topic = f"tb/things/{owner.thing_id}/properties/{owner.property_id}"
+        device = Device(broker.port, owner.thing_id, token["secret"])
+        assert device.connect() == 0
+        device.publish_all(topic, _payloads(start, 1000))
+        device.close()
+        assert owner.wait_count(start, 10_000) == 10_000
+        # Whichever worker answers, /metrics counts both: exactly the samples sent.
+        assert _ingested(server) == 30_000
+
+        os.kill(workers[1].pid, signal.SIGKILL)
+        _wait_for(
+            "the worker's replacement",
+            lambda: (
+                len(_workers(server)) == 2
+                and all(w.pid != workers[1].pid for w in _workers(server))
+            ),
+        )
+        assert "worker 1 exited" in log()
+        assert owner.http.get("/api/v1/me").status_code == 200
+        assert _ingested(server) == 30_000
+
+        running = _workers(server)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=60) == 0
+        assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in running)
 
 
 def _ingested(server: Server) -> int:

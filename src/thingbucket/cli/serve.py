@@ -16,6 +16,7 @@ import uvicorn
 
 from thingbucket.access.audit import RequestInfo, record, request_info
 from thingbucket.accounts import service as accounts
+from thingbucket.cli import supervisor
 from thingbucket.cli.common import (
     check_database,
     fail,
@@ -24,7 +25,7 @@ from thingbucket.cli.common import (
     run,
     settings_from,
 )
-from thingbucket.config import ConfigError, Settings, is_loopback
+from thingbucket.config import ConfigError, Settings, is_loopback, workers_refusal
 from thingbucket.db.engine import Database, describe_url
 from thingbucket.kit.net import listen
 
@@ -40,6 +41,10 @@ DbOpt = Annotated[
 MqttUrlOpt = Annotated[
     str | None, typer.Option("--mqtt-url", help="external broker mqtt://host:port")
 ]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="server processes [1]; more only on PostgreSQL + --mqtt-url"),
+]
 
 
 def _overrides(
@@ -49,12 +54,24 @@ def _overrides(
     data_dir: Path | None,
     database_url: str | None,
     mqtt_url: str | None,
+    workers: int | None = None,
 ) -> dict[str, dict[str, object]]:
     return {
-        "server": {"host": host, "port": port, "data_dir": data_dir},
+        "server": {"host": host, "port": port, "data_dir": data_dir, "workers": workers},
         "database": {"url": database_url},
         "mqtt": {"port": mqtt_port, "url": mqtt_url},
     }
+
+
+def configure_logging(settings: Settings, worker: int | None = None) -> None:
+    prefix = "" if worker is None else f"[worker {worker}] "
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s",
+    )
+    if settings.server.log_level != "debug":
+        for noisy in ("alembic", "amqtt", "transitions"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -172,13 +189,16 @@ def serve(
     data_dir: DataDirOpt = None,
     database_url: DbOpt = None,
     mqtt_url: MqttUrlOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
-    """Start thingbucket: HTTP API (and, in a later release, the MQTT broker)."""
-    settings = settings_from(_overrides(host, port, mqtt_port, data_dir, database_url, mqtt_url))
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    """Start thingbucket: the HTTP API, the MQTT broker or client, and the background tasks."""
+    settings = settings_from(
+        _overrides(host, port, mqtt_port, data_dir, database_url, mqtt_url, workers)
     )
+    configure_logging(settings)
+    refusal = workers_refusal(settings)
+    if refusal:
+        fail(refusal)
     prepare(settings)
     try:
         from thingbucket.config import resolve_secret_key
@@ -186,9 +206,6 @@ def serve(
         resolve_secret_key(settings)
     except ConfigError as exc:
         fail(str(exc))
-    if settings.server.log_level != "debug":
-        for noisy in ("alembic", "amqtt", "transitions"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(_check_database(settings))
     sock = bind(settings.server.host, settings.server.port)
     actual_port = sock.getsockname()[1]
@@ -199,13 +216,29 @@ def serve(
         sock.close()
         raise
     asyncio.run(_first_start(settings))
+    if settings.server.workers > 1:
+        supervisor.supervise(settings, sock, actual_port)
+        return
+    run_server(settings, 0, sock, actual_port, mqtt_sock)
 
+
+def run_server(
+    settings: Settings,
+    worker: int,
+    sock: socket.socket,
+    port: int,
+    mqtt_sock: socket.socket | None = None,
+) -> None:
+    """Serve on the bound socket until a signal stops it: the whole server, or one worker."""
     from thingbucket.app import create_app
 
     app = create_app(settings)
-    app.state.runtime.set_listening_port(actual_port)
-    app.state.runtime.mqtt_socket = mqtt_sock
-    log.info(_summary(settings, actual_port))
+    rt = app.state.runtime
+    rt.worker = worker
+    rt.set_listening_port(port)
+    rt.mqtt_socket = mqtt_sock
+    if worker == 0:
+        log.info(_summary(settings, port))
     config = uvicorn.Config(
         app,
         http="h11",

@@ -40,14 +40,16 @@ _SUBSCRIPTIONS = ("tb/things/+/properties/+", "tb/things/+/properties/by-name/+"
 
 
 def client_id(rt: Runtime) -> str:
-    """Stable per installation and port, so that a restart finds its persistent session."""
+    """Stable per installation, port and worker, so that a restart finds its persistent
+    session."""
+    worker = f"-w{rt.worker}" if rt.settings.server.workers > 1 else ""
     given = rt.settings.mqtt.client_id
     if given:
-        return given
+        return given + worker
     seed = (
         f"{socket.gethostname()}:{rt.settings.server.data_dir.resolve()}:{rt.settings.server.port}"
     )
-    return "thingbucket-" + uuid.uuid5(uuid.NAMESPACE_URL, seed).hex[:16]
+    return "thingbucket-" + uuid.uuid5(uuid.NAMESPACE_URL, seed).hex[:16] + worker
 
 
 class ExternalIngest:
@@ -130,7 +132,12 @@ class ExternalIngest:
                     for pattern in _SUBSCRIPTIONS:
                         await client.subscribe(f"$share/{group}/{pattern}", qos=1)
                     self._ready.set()
-                    log.info("MQTT ingest subscribed at %s:%d", self._host, self._port)
+                    log.info(
+                        "MQTT ingest subscribed at %s:%d as %s",
+                        self._host,
+                        self._port,
+                        client_id(self.rt),
+                    )
                     await self._consume(client)
             except aiomqtt.MqttError as exc:
                 if first and not self._ready.is_set():

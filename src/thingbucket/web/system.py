@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from thingbucket.db.migrate import current_revision
 from thingbucket.errors import AppError, Forbidden
@@ -60,4 +60,4 @@ async def metrics(request: Request, rt: RuntimeDep, who: MaybePrincipalDep) -> R
         raise Forbidden("Metrics are served to loopback clients and the instance admin.")
     rt.metrics.writer_queue.set(rt.writer.queued_samples)
     rt.metrics.audit_dropped.set(rt.audit.dropped)
-    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(rt.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
