@@ -120,17 +120,42 @@ def _influx_ms(ctx: Context, data: AggData, runs: int) -> tuple[list[float], str
         return out, db.version, data.samples / write_s
 
 
+def _driver_floor_ms(server: Server, data: AggData, runs: int) -> float:
+    """The raw sqlite3 driver fetching the answer's minute rollups (bucket, avg, min, max,
+    count) from the server's file: what the database and the driver alone cost per query."""
+    sql = (
+        "SELECT r.bucket / 1000, r.total / r.n, r.lo, r.hi, r.n FROM rollups r "
+        "JOIN series s ON s.id = r.series_id WHERE s.property_id = ? AND r.level = 0 "
+        "AND r.bucket >= ? AND r.bucket < ? ORDER BY r.bucket"
+    )
+    args = (data.target.property_id, data.t0_ms * 1000, data.end_ms * 1000)
+    out = []
+    with closing(server.connect_readonly()) as conn:
+        for i in range(runs + 1):
+            started = time.perf_counter()
+            rows = conn.execute(sql, args).fetchall()
+            if i:
+                out.append((time.perf_counter() - started) * 1000)
+    if len(rows) != data.days * 1440:
+        raise RuntimeError(f"the driver floor read {len(rows)} rollup rows")
+    return median(out)
+
+
 @workload("P5")
 def aggregates(ctx: Context) -> Row:
     server = ctx.server()
     data = agg_data(ctx)
     runs = max(3, ctx.mode.read_runs)
     tb = median(_thingbucket_ms(server, data, runs))
+    floor = _driver_floor_ms(server, data, runs)
     notes = [
         f"{data.days} days of 1 Hz ({data.samples} samples)"
         + ("" if data.days == 30 else "; --quick uses 7 days, the full run 30"),
         f"rollups built by the background pass in {data.rollup_build_s:.1f} s after seeding "
         f"at {rate(data.seed_samples_per_s)}",
+        f"the raw sqlite3 driver fetching the same {data.days * 1440} minute rollup rows from "
+        f"the server's file: {floor:.0f} ms (the floor of this storage; thingbucket adds the "
+        "HTTP request, the edges and the JSON)",
     ]
     if not influx.available():
         notes.append("InfluxDB not installed (Debian package influxdb): no side-by-side figure")
@@ -165,6 +190,7 @@ def aggregates(ctx: Context) -> Row:
             "influx_runs_ms": influx_runs,
             "rollup_build_s": data.rollup_build_s,
             "samples": data.samples,
+            "driver_floor_ms": floor,
         },
     )
 

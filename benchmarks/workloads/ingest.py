@@ -198,7 +198,24 @@ def http_ingest_postgres(ctx: Context) -> Row:
     )
     row = _row("P2", "PostgreSQL", m, "asyncpg COPY", PG_TARGET_RATIO)
     server.stop()
+    if ctx.mode.name == "full":
+        row.notes.append(_two_workers(ctx))
     return row
+
+
+def _two_workers(ctx: Context) -> str:
+    """The same load against ``serve --workers 2`` (MQTT off) on a database of its own: whether
+    a second server process pays on this machine (the reference is not run again)."""
+    env = {"THINGBUCKET_SERVER__WORKERS": "2", "THINGBUCKET_MQTT__ENABLED": "0"}
+    with (
+        postgres.fresh_database() as url,
+        running_server(ctx.workdir / "server-pg-workers", database_url=url, extra_env=env) as s,
+    ):
+        m = _measure(ctx, s, "p2w", lambda _batches: 1.0, ctx.mode.side_requests_per_client)
+    return (
+        f"with --workers 2 (two server processes on the port): {rate(m.tb)}, medians of "
+        f"{len(m.runs)} runs; PostgreSQL's backends and the workers share the 2 cores"
+    )
 
 
 PG_TARGET_BYTES = 90.0
