@@ -56,10 +56,11 @@ def base_settings(data_dir: Path, database_url: str | None = None, **sections: A
         "server": {"data_dir": str(data_dir), "log_level": "warning"},
         "security": {"secret_key": TEST_SECRET},
         "mqtt": {"port": 0},  # the embedded broker on a free port (Mosquitto may hold 1883)
-        # The shared apps run no retention or rollup pass behind the tests' backs; their tests
-        # call them (and tests/cli/test_retention_cli.py sees serve run both by itself).
+        # The shared apps run no retention, rollup or packing pass behind the tests' backs; their
+        # tests call them (and tests/cli/test_retention_cli.py sees serve run them by itself).
         "retention": {"enabled": False},
         "rollups": {"enabled": False},
+        "cold": {"enabled": False},
     }
     if database_url:
         overrides["database"] = {"url": database_url}

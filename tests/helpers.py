@@ -124,3 +124,25 @@ async def make_setup(client: httpx.AsyncClient, rt: Runtime, **prop: Any) -> Set
     thing = await make_thing(client, owner, bucket["id"])
     made = await make_property(client, owner, thing["id"], **prop)
     return Setup(owner, bucket, thing, made)
+
+
+async def pack_property(
+    rt: Runtime, property_id: str, start_us: int, end_us: int, cap: int = 100
+) -> int:
+    """Pack the property's number series into cold chunks, every UTC day of [start, end) (the
+    days the writer finds clean; ``cap`` samples a chunk, small to make several a day); how
+    many samples went."""
+    import sqlalchemy as sa
+
+    async with rt.db.session() as session:
+        rows = await session.execute(
+            sa.text("SELECT id FROM series WHERE property_id = :p AND kind = 'number'"),
+            {"p": property_id},
+        )
+        series = [r[0] for r in rows.all()]
+    day = 86_400_000_000
+    packed = 0
+    for sid in series:
+        for start in range(start_us - start_us % day, end_us, day):
+            packed += await rt.writer.pack(sid, start, start + day, cap)
+    return packed

@@ -179,6 +179,18 @@ class RetentionSettings(BaseModel):
     batch_samples: int = Field(default=10_000, ge=1)
 
 
+class ColdSettings(BaseModel):
+    """The task that packs number samples older than ``after_days`` into compressed chunks,
+    a UTC day per series at a time (replicas must agree on ``after_days``)."""
+
+    enabled: bool = True
+    after_days: int = Field(default=7, ge=1)
+    interval_s: float = Field(default=900.0, gt=0)
+    first_run_after_s: float = Field(default=120.0, ge=0)
+    # Samples per chunk at most (a chunk ends on a minute, so one busy minute may hold more).
+    chunk_samples: int = Field(default=100_000, ge=100)
+
+
 class RollupSettings(BaseModel):
     """The background pass that rebuilds dirty rollup buckets (queries never wait for it)."""
 
@@ -209,6 +221,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     rollups: RollupSettings = Field(default_factory=RollupSettings)
+    cold: ColdSettings = Field(default_factory=ColdSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property

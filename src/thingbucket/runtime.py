@@ -126,6 +126,7 @@ class Runtime:
     def start_tasks(self) -> None:
         """The background work of a serving process (CLI commands run none of it); of several
         workers, the first only (the others would only wait for its advisory locks)."""
+        from thingbucket.points.cold import ColdTask
         from thingbucket.points.retention import RetentionTask
         from thingbucket.points.rollups import RollupTask
 
@@ -134,6 +135,7 @@ class Runtime:
         for enabled, kind in (
             (self.settings.retention.enabled, RetentionTask),
             (self.settings.rollups.enabled, RollupTask),
+            (self.settings.cold.enabled, ColdTask),
         ):
             if enabled:
                 task = kind(self)
@@ -173,16 +175,18 @@ def build_runtime(settings: Settings) -> Runtime:
             sqlite_pragmas(settings),
             max_queued=settings.ingest.queue_max_samples,
             group_max=settings.ingest.group_commit_max_samples,
+            cold_after_days=settings.cold.after_days,
         )
-        samples = SqliteSamples()
+        samples = SqliteSamples(settings.cold.after_days)
     else:
         dsn = make_url(db.url).set(drivername="postgresql").render_as_string(hide_password=False)
         writer = PostgresWriter(
             dsn,
             max_queued=settings.ingest.queue_max_samples,
             connections=settings.ingest.postgres_writers,
+            cold_after_days=settings.cold.after_days,
         )
-        samples = PostgresSamples()
+        samples = PostgresSamples(settings.cold.after_days)
     sec = settings.security
     loopback = [settings.server.port] if is_loopback(settings.server.host) else []
     return Runtime(

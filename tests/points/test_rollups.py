@@ -1,6 +1,6 @@
-"""Rollups are exact: random writes, rewrites, deletes and (partial) rollup passes in any order,
-then aggregates over any window and with any gap fill, checked against a naive recomputation,
-on both backends."""
+"""Rollups are exact: random writes, rewrites, deletes, (partial) rollup passes and packing into
+cold chunks in any order, then aggregates over any window and with any gap fill, checked
+against a naive recomputation, on both backends."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggmodel import DAY, MIN, H, Model, check_answer
-from helpers import make_bucket, make_person, make_property, make_thing
+from helpers import make_bucket, make_person, make_property, make_thing, pack_property
 from thingbucket.points.rollups import catch_up
 from thingbucket.runtime import Runtime
 
@@ -53,13 +53,15 @@ def cases(draw: st.DrawFn) -> Case:
     pool = draw(st.lists(instants, min_size=1, max_size=40, unique=True))
     ops: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["write", "write", "write", "delete", "rollup"]))
+        kind = draw(st.sampled_from(["write", "write", "write", "delete", "rollup", "pack"]))
         if kind == "write":
             rows = draw(st.lists(st.tuples(st.sampled_from(pool), values), min_size=1, max_size=60))
             ops.append(("write", [[ts, v] for ts, v in rows]))
         elif kind == "delete":
             a, b = sorted(draw(st.tuples(instants, instants)))
             ops.append(("delete", a, max(b, a + 1)))
+        elif kind == "pack":  # days whose minutes are all built go into chunks of 100
+            ops.append(("pack", draw(st.booleans())))  # after building every rollup or not
         else:
             ops.append(("rollup", draw(st.sampled_from([1, 3, 10, 10_000]))))
     windows = []
@@ -123,6 +125,10 @@ async def test_aggregates_with_rollups_match_a_naive_recomputation(
             )
             assert answer.status_code == 200, answer.text
             model.series[0] = {t: v for t, v in model.series[0].items() if not op[1] <= t < op[2]}
+        elif op[0] == "pack":
+            if op[1]:
+                await catch_up(rt)
+            await pack_property(rt, property_id, (T0 - DAY) * 1000, (T0 + SPAN + DAY) * 1000)
         else:
             await rt.writer.recompute_rollups(op[1])
     if case.finish == "all":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from thingbucket.cli import keys, retention, serve, transfer, users
+from thingbucket.cli import compact, keys, retention, serve, transfer, users
 
 app = typer.Typer(
     name="thingbucket",
@@ -20,6 +20,7 @@ app.command("export")(transfer.export)
 app.command("import")(transfer.import_)
 app.add_typer(keys.app, name="key")
 app.command("retention")(retention.retention_)
+app.command("compact")(compact.compact)
 
 
 def main() -> None:

@@ -87,6 +87,9 @@ class RangeDelete:
     series: tuple[tuple[int, str], ...]  # (series id, kind)
     start: int
     end: int  # exclusive
+    # Retention: a cold chunk the range only cuts stays whole, and its stretch with it (its
+    # samples go when all of them have expired); otherwise such a chunk is thawed and cut.
+    whole_chunks: bool = False
 
 
 def num_ranges(
@@ -97,16 +100,15 @@ def num_ranges(
     return ranges if not batch.text else None
 
 
-def delete_marks(spec: RangeDelete) -> tuple[list[tuple[int, int, int, int]], list[Mark]]:
-    """Rollup ranges a delete drops whole, and the buckets it cuts, of its number series."""
+def delete_marks(
+    series_id: int, start: int, end: int
+) -> tuple[list[tuple[int, int, int, int]], list[Mark]]:
+    """Rollup ranges a delete of [start, end) of a number series drops whole, and the buckets
+    it cuts."""
     whole: list[tuple[int, int, int, int]] = []
     cut: list[Mark] = []
-    plan = delete_plan(spec.start, spec.end)
-    for sid, kind in spec.series:
-        if kind != "number":
-            continue
-        for level, lo, hi, edges in plan:
-            if lo < hi:
-                whole.append((sid, level, lo, hi))
-            cut.extend((sid, level, b) for b in edges)
+    for level, lo, hi, edges in delete_plan(start, end):
+        if lo < hi:
+            whole.append((series_id, level, lo, hi))
+        cut.extend((series_id, level, b) for b in edges)
     return whole, cut

@@ -89,3 +89,19 @@ rollups = _level_table(
 )
 # Buckets whose rollup is missing or stale, written in the transaction that made them so.
 rollup_dirty = _level_table("rollup_dirty")
+
+# Cold chunks (points.cold): the samples of one number series over a stretch of a UTC day,
+# encoded by points.codec, moved out of samples_num. ``start_ts``..``end_ts`` (exclusive) is the
+# stretch the chunk covers, on minute boundaries: samples_num holds no sample of the series there.
+sample_chunks = sa.Table(
+    "sample_chunks",
+    Base.metadata,
+    sa.Column("series_id", sa.Integer, nullable=False),
+    sa.Column("start_ts", sa.BigInteger, nullable=False),
+    sa.Column("end_ts", sa.BigInteger, nullable=False),
+    sa.Column("first_ts", sa.BigInteger, nullable=False),
+    sa.Column("last_ts", sa.BigInteger, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("series_id", "start_ts"),
+)

@@ -7,18 +7,22 @@ one statement per sample. Reads page per series on the ``(series_id, ts)`` key.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import heapq
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from thingbucket.buckets.models import Bucket
-from thingbucket.kit.time import TS_MAX_US
+from thingbucket.kit.time import TS_MAX_US, now_us
+from thingbucket.points import codec
 from thingbucket.points.batch import (
     TEXT_TABLE,
     RangeDelete,
@@ -27,6 +31,7 @@ from thingbucket.points.batch import (
     num_ranges,
     table_for,
 )
+from thingbucket.points.chunks import cold_before, pieces, plan_delete
 from thingbucket.points.models import Series
 from thingbucket.points.rollup_sql import (
     DROP_WHOLE,
@@ -134,7 +139,7 @@ async def scan(
 # First and last by key lookup of the group's min(ts) and max(ts): one index probe each, on both
 # backends, instead of ordered aggregates that SQLite lacks.
 _AGG_OUTER = (
-    "SELECT g.b, g.n, g.s, g.lo, g.hi, f.value, l.value FROM ({inner}) AS g "
+    "SELECT g.b, g.n, g.s, g.lo, g.hi, f.value, l.value, g.t0, g.t1 FROM ({inner}) AS g "
     "JOIN samples_num f ON f.series_id = {sid} AND f.ts = g.t0 "
     "JOIN samples_num l ON l.series_id = {sid} AND l.ts = g.t1 ORDER BY g.b"
 )
@@ -184,10 +189,228 @@ _ROLLUP_READ = (
 )
 
 
-class SqliteSamples:
-    """Reads on the session's connection (writes: ``points.sqlite_store``, in the writer)."""
+_CHUNKS_OVER = (
+    "SELECT start_ts, end_ts, data FROM sample_chunks WHERE series_id = {sid} AND start_ts < {z} "
+    "AND end_ts > {a} ORDER BY start_ts"
+)
+_CHUNKS_SIZED = (
+    "SELECT start_ts, end_ts, n FROM sample_chunks WHERE series_id = {sid} AND start_ts < {z} "
+    "AND end_ts > {a} ORDER BY start_ts"
+)
+_CHUNK_DELETE_PG = "DELETE FROM sample_chunks WHERE series_id = $1 AND start_ts = $2"
+_CHUNK_INSERT_PG = (
+    "INSERT INTO sample_chunks (series_id, start_ts, end_ts, first_ts, last_ts, n, data) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+_DIRTY_MINUTE_PG = (
+    "SELECT EXISTS (SELECT 1 FROM rollup_dirty WHERE series_id = $1 AND level = 0 "
+    "AND bucket >= $2 AND bucket < $3)"
+)
+_CHUNK_LOCK = 0x74626368  # with a series id: packing it (alone), writes into its cold stretch
+
+
+async def _lock_series(conn: Any, series: Iterable[int], *, shared: bool) -> None:
+    """PostgreSQL: the chunk locks of these series until the transaction ends (in one order
+    everywhere, so two transactions never wait for each other)."""
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    for sid in sorted(set(series)):
+        await conn.execute(f"SELECT {fn}($1, $2)", _CHUNK_LOCK, sid)
+
+
+def _encoded(
+    sid: int, stamps: list[int], values: list[float], start: int, end: int, cap: int
+) -> list[tuple[int, int, int, int, int, int, bytes]]:
+    """The chunk rows of a day's samples."""
+    return [
+        (
+            sid,
+            p.start,
+            p.end,
+            stamps[p.first],
+            stamps[p.last - 1],
+            p.last - p.first,
+            codec.encode(stamps[p.first : p.last], values[p.first : p.last]),
+        )
+        for p in pieces(stamps, start, end, cap)
+    ]
+
+
+class _ColdAware:
+    """Reads of the sample tables with the cold chunks of their range mixed in (``points.chunks``:
+    no timestamp is in both). The backends give the plain table reads and the chunks."""
+
+    _DECODED = 8  # chunks kept decoded: a stream reads a chunk in several pages
+
+    def __init__(self, cold_after_days: int = 7) -> None:
+        self._cold_after_days = cold_after_days
+        self._decoded: dict[bytes, tuple[list[int], list[float]]] = {}
+
+    async def _hot_read(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+    ) -> list[tuple[int, Any]]:
+        raise NotImplementedError
+
+    async def _hot_read_epoch(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+        factor: int,
+    ) -> tuple[list[tuple[int | float, Any]], int | None]:
+        raise NotImplementedError
+
+    async def _hot_aggregate(
+        self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
+    ) -> list[tuple[Any, ...]]:
+        """``AggRow`` and then the first and last timestamp of each bucket."""
+        raise NotImplementedError
+
+    async def _chunk_rows(
+        self, session: AsyncSession, series_id: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        """(start_ts, end_ts, data) of the series' chunks that overlap [start, end)."""
+        raise NotImplementedError
+
+    async def _cold(
+        self, session: AsyncSession, table: str, series_id: int, start: int, end: int
+    ) -> list[tuple[list[int], list[float]]]:
+        """The samples in [start, end) of the chunks there, a (stamps, values) pair per chunk
+        in ascending order; nothing without a lookup where no chunk can be."""
+        if table != "samples_num" or start >= cold_before(now_us(), self._cold_after_days):
+            return []
+        out = []
+        for _start, _end, data in await self._chunk_rows(session, series_id, start, end):
+            stamps, values = self._decode(data)
+            lo = bisect.bisect_left(stamps, start)
+            hi = bisect.bisect_left(stamps, end)
+            if lo < hi:
+                out.append(
+                    (stamps[lo:hi], values[lo:hi]) if lo or hi < len(stamps) else (stamps, values)
+                )
+        return out
+
+    def _decode(self, data: bytes) -> tuple[list[int], list[float]]:
+        found = self._decoded.pop(data, None)
+        if found is None:
+            found = codec.decode(data)
+            while len(self._decoded) >= self._DECODED:
+                self._decoded.pop(next(iter(self._decoded)))
+        self._decoded[data] = found  # the most recent last
+        return found
 
     async def read(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+    ) -> list[tuple[int, Any]]:
+        hot = await self._hot_read(session, table, series_id, start, end, limit, descending)
+        cold = await self._cold(session, table, series_id, start, end)
+        if not cold:
+            return hot
+        # Ascending runs (no timestamp twice): merged in C; the first ``limit`` are the page.
+        runs: list[Iterable[tuple[int, float]]] = [zip(s, v, strict=True) for s, v in cold]
+        if descending:
+            runs = [reversed(list(run)) for run in runs]
+        rows = heapq.merge(hot, *runs, reverse=descending)
+        return list(islice(rows, limit))
+
+    async def read_epoch(
+        self,
+        session: AsyncSession,
+        table: str,
+        series_id: int,
+        start: int,
+        end: int,
+        limit: int,
+        descending: bool,
+        factor: int,
+    ) -> tuple[list[tuple[int | float, Any]], int | None]:
+        """``read`` with timestamps already in epoch units of ``factor`` microseconds (an int
+        when exact); and, for a full page, the stored key of its last row, where the next page
+        starts."""
+        cold = await self._cold(session, table, series_id, start, end)
+        if not cold:
+            return await self._hot_read_epoch(
+                session, table, series_id, start, end, limit, descending, factor
+            )
+        rows = await self.read(session, table, series_id, start, end, limit, descending)
+        key = rows[-1][0] if len(rows) == limit else None
+        if factor == 1:
+            return list(rows), key
+        out: list[tuple[int | float, Any]] = [
+            (ts // factor if ts % factor == 0 else ts / factor, value) for ts, value in rows
+        ]
+        return out, key
+
+    async def aggregate(
+        self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
+    ) -> list[AggRow]:
+        """count, sum, min, max, first and last of a number series per non-empty bucket."""
+        hot = await self._hot_aggregate(session, series_id, start, end, grid)
+        cold = await self._cold(session, "samples_num", series_id, start, end)
+        if not cold:
+            return [r[:7] for r in hot]
+        # Per bucket: n, sum, min, max, first ts, first, last ts, last.
+        parts: dict[int, list[Any]] = {
+            r[0]: [r[1], r[2], r[3], r[4], r[7], r[5], r[8], r[6]] for r in hot
+        }
+        for stamps, values in cold:
+            for b, part in _bucket_parts(stamps, values, grid):
+                _combine(parts, b, part)
+        return [(b, p[0], p[1], p[2], p[3], p[5], p[7]) for b, p in sorted(parts.items())]
+
+
+def _bucket_parts(
+    stamps: list[int], values: list[float], grid: Grid
+) -> Iterator[tuple[int, list[Any]]]:
+    """count, sum, min, max, first and last per bucket of ascending samples (slices in C)."""
+    i, n = 0, len(stamps)
+    while i < n:
+        b = grid.bucket_of(stamps[i])
+        j = bisect.bisect_left(stamps, grid.edges[b + 1], i)
+        vals = values[i:j]
+        yield (
+            grid.edges[b],
+            [j - i, sum(vals), min(vals), max(vals), stamps[i], vals[0], stamps[j - 1], vals[-1]],
+        )
+        i = j
+
+
+def _combine(parts: dict[int, list[Any]], b: int, part: list[Any]) -> None:
+    have = parts.get(b)
+    if have is None:
+        parts[b] = part
+        return
+    have[0] += part[0]
+    have[1] += part[1]
+    have[2] = min(have[2], part[2])
+    have[3] = max(have[3], part[3])
+    if part[4] < have[4]:
+        have[4], have[5] = part[4], part[5]
+    if part[6] > have[6]:
+        have[6], have[7] = part[6], part[7]
+
+
+class SqliteSamples(_ColdAware):
+    """Reads on the session's connection (writes: ``points.sqlite_store``, in the writer)."""
+
+    async def _hot_read(
         self,
         session: AsyncSession,
         table: str,
@@ -201,7 +424,7 @@ class SqliteSamples:
         page, _ = _page_sql(table, "ts", descending, ["?", "?", "?", "?"])
         return list(await conn.execute_fetchall(page, (series_id, start, end, limit)))
 
-    async def read_epoch(
+    async def _hot_read_epoch(
         self,
         session: AsyncSession,
         table: str,
@@ -221,9 +444,9 @@ class SqliteSamples:
         key = await conn.execute_fetchall(last, args)
         return list(rows), key[0][0]
 
-    async def aggregate(
+    async def _hot_aggregate(
         self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
-    ) -> list[AggRow]:
+    ) -> list[tuple[Any, ...]]:
         conn = await _driver_connection(session)
         if grid.width is not None:
             inner = (
@@ -245,6 +468,15 @@ class SqliteSamples:
         rows = await conn.execute_fetchall(_AGG_OUTER.format(inner=inner, sid=":sid"), params)
         return [tuple(r) for r in rows]
 
+    async def _chunk_rows(
+        self, session: AsyncSession, series_id: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        conn = await _driver_connection(session)
+        rows = await conn.execute_fetchall(
+            _CHUNKS_OVER.format(a="?", z="?", sid="?"), (series_id, end, start)
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -265,7 +497,7 @@ def _month_bounds(index: int) -> tuple[int, int]:
     return first_of(index), first_of(index + 1)
 
 
-class PostgresSamples:
+class PostgresSamples(_ColdAware):
     """Monthly range partitions made on demand; upserts through ``unnest`` of typed arrays."""
 
     _UPSERT = (
@@ -275,7 +507,8 @@ class PostgresSamples:
     )
     _LOCK_ID = 0x7462706172746E  # serialises partition creation across processes
 
-    def __init__(self) -> None:
+    def __init__(self, cold_after_days: int = 7) -> None:
+        super().__init__(cold_after_days)
         self._known: set[tuple[str, int]] = set()
 
     def forget_partitions(self) -> None:
@@ -338,7 +571,72 @@ class PostgresSamples:
     async def write(
         self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
     ) -> None:
-        """The batch, atomically (the caller holds no transaction)."""
+        """The batch, atomically (the caller holds no transaction). A write older than
+        ``cold.after_days`` first thaws the chunks it reaches into, under the series' chunk
+        lock (shared: only packing takes it alone), so no pack can slip in between."""
+        edge = cold_before(now_us(), self._cold_after_days)
+        old = {sid: lo_hi for sid, lo_hi in ranges.items() if lo_hi[0] < edge}
+        if not old:
+            await self._write(conn, batch, ranges)
+            return
+        async with conn.transaction():
+            await _lock_series(conn, old, shared=True)
+            for sid, (lo, hi) in old.items():
+                await self._thaw(conn, sid, lo, hi + 1)
+            await self._write(conn, batch, ranges)
+
+    async def _thaw(self, conn: Any, sid: int, lo: int, hi: int) -> None:
+        """The chunks of ``sid`` overlapping [lo, hi) back into the sample table (inside the
+        caller's transaction, which holds the series' chunk lock)."""
+        sql = _CHUNKS_OVER.format(sid="$1", z="$2", a="$3")
+        for start, end, data in await conn.fetch(sql, sid, hi, lo):
+            stamps, values = codec.decode(bytes(data))
+            await self._ensure_months(
+                conn, "samples_num", range(_month_index(start), _month_index(end - 1) + 1)
+            )
+            await conn.execute(self._UPSERT_NUM, [sid] * len(stamps), stamps, values)
+            await conn.execute(_CHUNK_DELETE_PG, sid, start)
+
+    async def pack(self, conn: Any, sid: int, start: int, end: int, cap: int) -> int:
+        """The samples of ``sid`` in [start, end) (a UTC day) into chunks of at most ``cap``,
+        in one transaction under the series' chunk lock; how many went. Nothing while a minute
+        of the day waits for the rollup pass."""
+        async with conn.transaction():
+            await _lock_series(conn, [sid], shared=False)
+            hot = (
+                "SELECT EXISTS (SELECT 1 FROM samples_num WHERE series_id = $1 AND ts >= $2 "
+                "AND ts < $3)"
+            )
+            if not await conn.fetchval(hot, sid, start, end):
+                return 0  # nothing new: packed already, or empty
+            if await conn.fetchval(_DIRTY_MINUTE_PG, sid, start, end):
+                return 0
+            await self._thaw(conn, sid, start, end)
+            rows = await conn.fetch(
+                "SELECT ts, value FROM samples_num WHERE series_id = $1 AND ts >= $2 AND ts < $3 "
+                "ORDER BY ts",
+                sid,
+                start,
+                end,
+            )
+            if not rows:
+                return 0
+            stamps = [r[0] for r in rows]
+            values = [r[1] for r in rows]
+            # Encoding is CPU work of a background job: off the event loop.
+            chunks = await asyncio.to_thread(_encoded, sid, stamps, values, start, end, cap)
+            await conn.executemany(_CHUNK_INSERT_PG, chunks)
+            await conn.execute(
+                "DELETE FROM samples_num WHERE series_id = $1 AND ts >= $2 AND ts < $3",
+                sid,
+                start,
+                end,
+            )
+            return len(stamps)
+
+    async def _write(
+        self, conn: Any, batch: SampleBatch, ranges: dict[int, tuple[int, int]]
+    ) -> None:
         num = _dedupe(batch.sids, batch.stamps, batch.values)
         marks = sorted(marks_for(batch.sids, batch.stamps, num_ranges(batch, ranges)))
         if not batch.text:
@@ -354,20 +652,38 @@ class PostgresSamples:
             )
 
     async def delete(self, conn: Any, spec: RangeDelete) -> int:
+        """Inside the caller's transaction."""
         deleted = 0
+        numbers = [sid for sid, kind in spec.series if kind == "number"]
+        await _lock_series(conn, numbers, shared=True)
         for sid, kind in spec.series:
+            start, end = spec.start, spec.end
+            if kind == "number":
+                sql = _CHUNKS_SIZED.format(sid="$1", z="$2", a="$3")
+                chunks = await conn.fetch(sql, sid, end, start)
+                plan = plan_delete([(c[0], c[1]) for c in chunks], start, end, spec.whole_chunks)
+                sizes = {c[0]: c[2] for c in chunks}
+                for chunk_start in plan.drop:
+                    await conn.execute(_CHUNK_DELETE_PG, sid, chunk_start)
+                    deleted += sizes[chunk_start]
+                if plan.thaw:
+                    await self._thaw(conn, sid, start, end)
+                start, end = plan.start, plan.end
+            if start >= end:
+                continue
             status = await conn.execute(
                 f"DELETE FROM {table_for(kind)} WHERE series_id = $1 AND ts >= $2 AND ts < $3",
                 sid,
-                spec.start,
-                spec.end,
+                start,
+                end,
             )
             deleted += int(status.split()[-1])
-        whole, cut = delete_marks(spec)
-        if whole:
-            await conn.executemany(pg(DROP_WHOLE), whole)
-        if cut:
-            await conn.executemany(_MARK_LOCKING, sorted(cut))
+            if kind == "number":
+                whole, cut = delete_marks(sid, start, end)
+                if whole:
+                    await conn.executemany(pg(DROP_WHOLE), whole)
+                if cut:
+                    await conn.executemany(_MARK_LOCKING, sorted(cut))
         return deleted
 
     async def recompute(self, conn: Any, limit: int) -> int:
@@ -392,7 +708,7 @@ class PostgresSamples:
             done += len(rows)
         return done
 
-    async def read(
+    async def _hot_read(
         self,
         session: AsyncSession,
         table: str,
@@ -407,7 +723,7 @@ class PostgresSamples:
         records = await conn.fetch(page, series_id, start, end, limit)
         return [(r[0], r[1]) for r in records]
 
-    async def read_epoch(
+    async def _hot_read_epoch(
         self,
         session: AsyncSession,
         table: str,
@@ -431,9 +747,9 @@ class PostgresSamples:
             ]
         return rows, records[-1][0] if len(records) == limit else None
 
-    async def aggregate(
+    async def _hot_aggregate(
         self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
-    ) -> list[AggRow]:
+    ) -> list[tuple[Any, ...]]:
         conn = await _driver_connection(session)
         where = "s.series_id = $1 AND s.ts >= $2 AND s.ts < $3"
         if grid.width is not None:
@@ -454,6 +770,13 @@ class PostgresSamples:
             _AGG_OUTER.format(inner=inner, sid="$1"), series_id, start, end, arg
         )
         return [tuple(r) for r in records]
+
+    async def _chunk_rows(
+        self, session: AsyncSession, series_id: int, start: int, end: int
+    ) -> list[tuple[int, int, bytes]]:
+        conn = await _driver_connection(session)
+        sql = _CHUNKS_OVER.format(sid="$1", z="$2", a="$3")
+        return [(r[0], r[1], bytes(r[2])) for r in await conn.fetch(sql, series_id, end, start)]
 
 
 # --- retention ------------------------------------------------------------------------------------
@@ -502,19 +825,55 @@ async def nth_oldest_before(
 
 
 async def count_before(session: AsyncSession, table: str, series_id: int, before: int) -> int:
+    """Samples before ``before`` that retention deletes: in the table, and in the cold chunks
+    that end by then (a chunk goes whole)."""
     sql = f"SELECT count(*) FROM {table} WHERE series_id = :sid AND ts < :before"
     row = await session.execute(sa.text(sql), {"sid": series_id, "before": before})
+    n = int(row.scalar() or 0)
+    if table == "samples_num":
+        cold = "SELECT sum(n) FROM sample_chunks WHERE series_id = :sid AND end_ts <= :before"
+        row = await session.execute(sa.text(cold), {"sid": series_id, "before": before})
+        n += int(row.scalar() or 0)
+    return n
+
+
+async def first_in(session: AsyncSession, series_id: int, start: int, end: int) -> int | None:
+    """The first timestamp of the number series' table samples in [start, end)."""
+    sql = (
+        "SELECT ts FROM samples_num WHERE series_id = :sid AND ts >= :a AND ts < :z "
+        "ORDER BY ts LIMIT 1"
+    )
+    row = await session.execute(sa.text(sql), {"sid": series_id, "a": start, "z": end})
+    value = row.scalar()
+    return int(value) if value is not None else None
+
+
+async def count_in(session: AsyncSession, series_id: int, start: int, end: int) -> int:
+    sql = "SELECT count(*) FROM samples_num WHERE series_id = :sid AND ts >= :a AND ts < :z"
+    row = await session.execute(sa.text(sql), {"sid": series_id, "a": start, "z": end})
     return int(row.scalar() or 0)
 
 
+async def chunk_stats(session: AsyncSession) -> tuple[int, int, int]:
+    """Chunks, the samples they hold, and their bytes of encoded data."""
+    sql = "SELECT count(*), coalesce(sum(n), 0), coalesce(sum(length(data)), 0) FROM sample_chunks"
+    row = (await session.execute(sa.text(sql))).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 async def oldest_in_bucket(session: AsyncSession, bucket_id: str) -> int | None:
-    """The oldest sample's timestamp across the bucket: one index probe per series."""
-    probes = " UNION ALL ".join(
-        f"SELECT (SELECT ts FROM {table} t WHERE t.series_id = s.id ORDER BY ts LIMIT 1) AS ts "
-        f"FROM series s JOIN properties p ON p.id = s.property_id "
-        f"WHERE p.bucket_id = :bucket AND s.kind {'=' if table == 'samples_num' else '<>'} "
-        "'number'"
+    """The oldest sample's timestamp across the bucket (cold chunks included): one index
+    probe per series and place."""
+    places = [
+        (table, "ts", "ts", "=" if table == "samples_num" else "<>")
         for table in ("samples_num", TEXT_TABLE)
+    ]
+    places.append(("sample_chunks", "first_ts", "start_ts", "="))
+    probes = " UNION ALL ".join(
+        f"SELECT (SELECT {col} FROM {table} t WHERE t.series_id = s.id ORDER BY {key} LIMIT 1) "
+        "AS ts FROM series s JOIN properties p ON p.id = s.property_id "
+        f"WHERE p.bucket_id = :bucket AND s.kind {op} 'number'"
+        for table, col, key, op in places
     )
     row = await session.execute(
         sa.text(f"SELECT min(ts) FROM ({probes}) AS o"), {"bucket": bucket_id}

@@ -2,6 +2,7 @@
 
 A background task runs ``run`` every ``retention.interval_s``. Deletes go through the writer in
 bounded batches, each its own short transaction, so ingest never waits behind a long delete.
+Cold chunks (``points.chunks``) go whole, once every sample in them has expired.
 On PostgreSQL a monthly partition in which every sample has expired is dropped whole first
 (cheaper than deleting its rows, and it gives the space back at once). On PostgreSQL an advisory
 lock makes one replica run each pass.
@@ -93,7 +94,8 @@ async def _delete_before(
             async with rt.db.session() as session:
                 edge = await repo.nth_oldest_before(session, table_for(kind), sid, cutoff, batch)
             end = cutoff if edge is None else edge + 1
-            result = await rt.writer.delete(RangeDelete(((sid, kind),), TS_MIN_US, end))
+            spec = RangeDelete(((sid, kind),), TS_MIN_US, end, whole_chunks=True)
+            result = await rt.writer.delete(spec)
             deleted += result.deleted
             if end == cutoff:
                 break

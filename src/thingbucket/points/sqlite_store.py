@@ -5,11 +5,13 @@ standard library and the pure parts of ``points``, since the writer process load
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Collection, Sequence
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 from thingbucket.kit.time import TS_MAX_US
+from thingbucket.points import codec
 from thingbucket.points.batch import (
     TEXT_TABLE,
     RangeDelete,
@@ -18,6 +20,7 @@ from thingbucket.points.batch import (
     num_ranges,
     table_for,
 )
+from thingbucket.points.chunks import cold_before, pieces, plan_delete
 from thingbucket.points.rollup_sql import (
     BATCH_FROM_FINER,
     BATCH_FROM_SAMPLES,
@@ -29,9 +32,26 @@ from thingbucket.points.rollup_sql import (
 )
 from thingbucket.points.rollups import LEVELS, Mark, marks_for
 
+_CHUNKS_OVER = (
+    "SELECT start_ts, end_ts, n, data FROM sample_chunks WHERE series_id = ? AND start_ts < ? "
+    "AND end_ts > ? ORDER BY start_ts"
+)
+_CHUNK_DELETE = "DELETE FROM sample_chunks WHERE series_id = ? AND start_ts = ?"
+_CHUNK_INSERT = (
+    "INSERT INTO sample_chunks (series_id, start_ts, end_ts, first_ts, last_ts, n, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_DIRTY_MINUTE = (
+    "SELECT 1 FROM rollup_dirty WHERE series_id = ? AND level = 0 AND bucket >= ? AND bucket < ? "
+    "LIMIT 1"
+)
+
 
 class SqliteStore:
-    """Every statement runs inside the caller's transaction (the writer's group)."""
+    """Every statement runs inside the caller's transaction (the writer's group).
+
+    ``cold_after_days`` is ``cold.after_days``: a write older than that may reach into a cold
+    chunk (``points.chunks``), which is thawed before it."""
 
     # Multi-row statements rather than executemany: one step per statement rather than per row
     # (and, beside a busy thread, one wait for the GIL). Chunks come in a few fixed sizes so
@@ -45,8 +65,9 @@ class SqliteStore:
         "INSERT INTO rollup_dirty (series_id, level, bucket) VALUES {rows} ON CONFLICT DO NOTHING"
     )
 
-    def __init__(self) -> None:
+    def __init__(self, cold_after_days: int = 7) -> None:
         self._statements: dict[tuple[str, str, int], str] = {}
+        self._cold_after_days = cold_after_days
 
     def _statement(self, template: str, table: str, n: int) -> str:
         key = (template, table, n)
@@ -84,6 +105,11 @@ class SqliteStore:
     ) -> None:
         """Batches in order, each with its ranges (which the caller computes once for its
         result too), stored by as few statements as their rows allow."""
+        edge = cold_before(time.time_ns() // 1000, self._cold_after_days)
+        for _, ranges in batches:
+            for sid, (lo, hi) in ranges.items():
+                if lo < edge:
+                    self._thaw(conn, sid, lo, hi + 1)
         if len(batches) == 1:
             batch = batches[0][0]
             sids, stamps, values, text = batch.sids, batch.stamps, batch.values, batch.text
@@ -105,15 +131,63 @@ class SqliteStore:
     def delete(self, conn: sqlite3.Connection, spec: RangeDelete) -> int:
         deleted = 0
         for sid, kind in spec.series:
+            start, end = spec.start, spec.end
+            if kind == "number":
+                chunks = conn.execute(_CHUNKS_OVER, (sid, end, start)).fetchall()
+                plan = plan_delete([(c[0], c[1]) for c in chunks], start, end, spec.whole_chunks)
+                sizes = {c[0]: c[2] for c in chunks}
+                for chunk_start in plan.drop:
+                    conn.execute(_CHUNK_DELETE, (sid, chunk_start))
+                    deleted += sizes[chunk_start]
+                if plan.thaw:
+                    self._thaw(conn, sid, start, end)
+                start, end = plan.start, plan.end
+            if start >= end:
+                continue
             cur = conn.execute(
                 f"DELETE FROM {table_for(kind)} WHERE series_id = ? AND ts >= ? AND ts < ?",
-                (sid, spec.start, spec.end),
+                (sid, start, end),
             )
             deleted += cur.rowcount
-        whole, cut = delete_marks(spec)
-        conn.executemany(DROP_WHOLE, whole)
-        self._insert(conn, self._MARKS, "", _columns(cut))
+            if kind == "number":
+                whole, cut = delete_marks(sid, start, end)
+                conn.executemany(DROP_WHOLE, whole)
+                self._insert(conn, self._MARKS, "", _columns(cut))
         return deleted
+
+    def _thaw(self, conn: sqlite3.Connection, sid: int, lo: int, hi: int) -> None:
+        """The chunks of ``sid`` that overlap [lo, hi) back into the sample table (their
+        rollups stay right: the samples are the same)."""
+        for start, _end, n, data in conn.execute(_CHUNKS_OVER, (sid, hi, lo)).fetchall():
+            stamps, values = codec.decode(data)
+            self._insert(conn, self._UPSERT, "samples_num", (list(repeat(sid, n)), stamps, values))
+            conn.execute(_CHUNK_DELETE, (sid, start))
+
+    def pack(self, conn: sqlite3.Connection, sid: int, start: int, end: int, cap: int) -> int:
+        """The samples of ``sid`` in [start, end) (a UTC day) into chunks of at most ``cap``;
+        how many went. Nothing while a minute of the day waits for the rollup pass."""
+        hot = "SELECT 1 FROM samples_num WHERE series_id = ? AND ts >= ? AND ts < ? LIMIT 1"
+        if not conn.execute(hot, (sid, start, end)).fetchone():
+            return 0  # nothing new: packed already, or empty
+        if conn.execute(_DIRTY_MINUTE, (sid, start, end)).fetchone():
+            return 0
+        self._thaw(conn, sid, start, end)  # a chunk of the day from before: packed anew with it
+        rows = conn.execute(
+            "SELECT ts, value FROM samples_num WHERE series_id = ? AND ts >= ? AND ts < ? "
+            "ORDER BY ts",
+            (sid, start, end),
+        ).fetchall()
+        if not rows:
+            return 0
+        stamps, values = (list(c) for c in zip(*rows, strict=True))
+        for p in pieces(stamps, start, end, cap):
+            data = codec.encode(stamps[p.first : p.last], values[p.first : p.last])
+            args = (sid, p.start, p.end, stamps[p.first], stamps[p.last - 1], p.last - p.first)
+            conn.execute(_CHUNK_INSERT, (*args, data))
+        conn.execute(
+            "DELETE FROM samples_num WHERE series_id = ? AND ts >= ? AND ts < ?", (sid, start, end)
+        )
+        return len(stamps)
 
     def recompute(self, conn: sqlite3.Connection, limit: int) -> int:
         """Rebuild up to ``limit`` dirty buckets, finest level first, a batch per level (in the

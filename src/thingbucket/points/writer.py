@@ -42,6 +42,7 @@ class WriteResult:
     samples: int = 0
     deleted: int = 0
     recomputed: int = 0  # rollup buckets rebuilt
+    packed: int = 0  # samples moved into cold chunks
 
 
 AfterCommit = Callable[[WriteResult], None]
@@ -66,6 +67,11 @@ class Writer(Protocol):
 
     async def recompute_rollups(self, limit: int) -> int:
         """Rebuild up to ``limit`` dirty rollup buckets; how many it rebuilt."""
+        ...
+
+    async def pack(self, series_id: int, start: int, end: int, cap: int) -> int:
+        """Pack a series' samples of [start, end) (a UTC day) into cold chunks of at most
+        ``cap``; how many it packed (none while a minute there waits for the rollup pass)."""
         ...
 
 
@@ -118,8 +124,9 @@ class SqliteWriter:
         *,
         max_queued: int,
         group_max: int,
+        cold_after_days: int = 7,
     ) -> None:
-        self._setup = (path, pragmas, group_max)
+        self._setup = (path, pragmas, group_max, cold_after_days)
         self._max_queued = max_queued
         self._pending: dict[int, _Pending] = {}
         self._outbox: list[bytes] = []  # frames of this turn of the event loop
@@ -224,8 +231,8 @@ class SqliteWriter:
         if result[0] != "ok":
             job.future.set_exception(_failure(result[1], result[2]))
             return
-        _, ranges, samples, deleted, recomputed = result
-        done = WriteResult(ranges=ranges, samples=samples, deleted=deleted, recomputed=recomputed)
+        _, ranges, samples, deleted, recomputed, packed = result
+        done = WriteResult(ranges, samples, deleted, recomputed, packed)
         job.future.set_result(done)
         _run_hooks(self.hooks, done)
 
@@ -249,10 +256,14 @@ class SqliteWriter:
         return await self._submit("write", payload, len(batch))
 
     async def delete(self, spec: RangeDelete) -> WriteResult:
-        return await self._submit("delete", (spec.series, spec.start, spec.end), 1)
+        payload = (spec.series, spec.start, spec.end, spec.whole_chunks)
+        return await self._submit("delete", payload, 1)
 
     async def recompute_rollups(self, limit: int) -> int:
         return (await self._submit("recompute", limit, 1)).recomputed
+
+    async def pack(self, series_id: int, start: int, end: int, cap: int) -> int:
+        return (await self._submit("pack", (series_id, start, end, cap), 1)).packed
 
     async def _submit(self, kind: str, payload: object, weight: int) -> WriteResult:
         proc = self._proc
@@ -283,11 +294,13 @@ _ROLLUP_LOCK = 0x7462726F6C6C  # serialises rollup passes across replicas
 class PostgresWriter:
     """A pooled path: each request commits in its own transaction on one of a few connections."""
 
-    def __init__(self, dsn: str, *, max_queued: int, connections: int) -> None:
+    def __init__(
+        self, dsn: str, *, max_queued: int, connections: int, cold_after_days: int = 7
+    ) -> None:
         self._dsn = dsn
         self._max_queued = max_queued
         self._connections = connections
-        self._samples = PostgresSamples()
+        self._samples = PostgresSamples(cold_after_days)
         self._pool: Any = None
         self._queued = 0
         self.hooks: list[AfterCommit] = []
@@ -310,6 +323,13 @@ class PostgresWriter:
             return WriteResult(ranges={}, recomputed=done)
 
         return (await self._run(run, 1)).recomputed
+
+    async def pack(self, series_id: int, start: int, end: int, cap: int) -> int:
+        async def run(conn: Any) -> WriteResult:
+            packed = await self._samples.pack(conn, series_id, start, end, cap)
+            return WriteResult(ranges={}, packed=packed)
+
+        return (await self._run(run, 1)).packed
 
     async def start(self) -> None:
         import asyncpg

@@ -9,12 +9,13 @@ the second core), and the event loop never waits for it.
 The parent (``points.writer.SqliteWriter``) talks to it over its stdin and stdout in frames: a
 4-byte big-endian length, then a pickle (both ends are this package; nothing else writes there).
 
-- parent to child: first the set-up ``(path, pragmas, group_max)``, then jobs
+- parent to child: first the set-up ``(path, pragmas, group_max, cold_after_days)``, then jobs
   ``(job id, kind, payload)``: ``"write"`` with the number columns as typed arrays (series ids
   and timestamps ``q``, values ``d``) and the text rows, ``"delete"`` with
-  ``(series, start, end)``, ``"recompute"`` with a bucket limit.
+  ``(series, start, end, whole_chunks)``, ``"recompute"`` with a bucket limit, ``"pack"`` with
+  ``(series id, start, end, samples per chunk)``.
 - child to parent: first ``("ready", "")`` or ``("failed", reason)``, then per job
-  ``(job id, ("ok", ranges, samples, deleted, recomputed))`` or
+  ``(job id, ("ok", ranges, samples, deleted, recomputed, packed))`` or
   ``(job id, ("error", "full" | "storage" | "bug", text))``.
 
 Jobs are taken in order and committed in groups (several writes in one transaction); a group
@@ -40,7 +41,7 @@ from thingbucket.points.sqlite_store import SqliteStore
 
 MODULE = "thingbucket.points.writer_process"
 _HEADER = 4
-# Result: ("ok", ranges, samples, deleted, recomputed) or ("error", kind, text).
+# Result: ("ok", ranges, samples, deleted, recomputed, packed) or ("error", kind, text).
 Result = tuple[Any, ...]
 
 
@@ -72,6 +73,7 @@ class _Job:
     batch: SampleBatch | None = None
     delete: RangeDelete | None = None
     recompute: int = 0
+    pack: tuple[int, int, int, int] | None = None
     result: Result | None = None
 
     @property
@@ -87,6 +89,8 @@ def _job(message: tuple[int, str, Any]) -> _Job:
         return _Job(job_id, batch=batch)
     if kind == "delete":
         return _Job(job_id, delete=RangeDelete(*payload))
+    if kind == "pack":
+        return _Job(job_id, pack=tuple(payload))
     return _Job(job_id, recompute=int(payload))
 
 
@@ -139,9 +143,9 @@ def _error(exc: Exception) -> Result:
 
 
 class _Writer:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, cold_after_days: int) -> None:
         self._conn = conn
-        self._store = SqliteStore()
+        self._store = SqliteStore(cold_after_days)
 
     def _apply(self, jobs: list[_Job]) -> list[Result]:
         """The jobs in order; consecutive writes are stored by shared statements."""
@@ -151,19 +155,23 @@ class _Writer:
             if job.batch is not None:
                 ranges = job.batch.ranges()
                 writes.append((job.batch, ranges))
-                results.append(("ok", ranges, len(job.batch), 0, 0))
+                results.append(("ok", ranges, len(job.batch), 0, 0, 0))
                 continue
             if writes:
                 self._store.write(self._conn, writes)
                 writes = []
+            if job.pack is not None:
+                packed = self._store.pack(self._conn, *job.pack)
+                results.append(("ok", {}, 0, 0, 0, packed))
+                continue
             if job.delete is None:
                 done = self._store.recompute(self._conn, job.recompute)
-                results.append(("ok", {}, 0, 0, done))
+                results.append(("ok", {}, 0, 0, done, 0))
                 continue
             spec = job.delete
             deleted = self._store.delete(self._conn, spec)
             ranges = {sid: (spec.start, spec.end - 1) for sid, _ in spec.series}
-            results.append(("ok", ranges, 0, deleted, 0))
+            results.append(("ok", ranges, 0, deleted, 0, 0))
         if writes:
             self._store.write(self._conn, writes)
         return results
@@ -202,7 +210,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_setup(fd: int) -> tuple[str, list[str], int]:
+def _read_setup(fd: int) -> tuple[str, list[str], int, int]:
     """The first frame (the parent sends no job before the answer to it)."""
     buffer = bytearray()
     while not (messages := take_frames(buffer)):
@@ -210,8 +218,8 @@ def _read_setup(fd: int) -> tuple[str, list[str], int]:
         if not chunk:
             raise SystemExit(0)
         buffer += chunk
-    path, pragmas, group_max = messages[0]
-    return str(path), list(pragmas), int(group_max)
+    path, pragmas, group_max, cold_after_days = messages[0]
+    return str(path), list(pragmas), int(group_max), int(cold_after_days)
 
 
 def main() -> int:
@@ -220,7 +228,7 @@ def main() -> int:
     # The answers go to a private copy of stdout; anything printed goes to stderr instead.
     out = os.dup(1)
     os.dup2(2, 1)
-    path, pragmas, group_max = _read_setup(0)
+    path, pragmas, group_max, cold_after_days = _read_setup(0)
     try:
         conn = sqlite3.connect(path, isolation_level=None, cached_statements=512)
         for pragma in pragmas:
@@ -230,7 +238,7 @@ def main() -> int:
         return 1
     _write_all(out, frame(("ready", "")))
     inbox = _Inbox(0)
-    writer = _Writer(conn)
+    writer = _Writer(conn, cold_after_days)
     try:
         while (group := inbox.take(group_max)) is not None:
             writer.commit(group)
