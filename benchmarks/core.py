@@ -102,6 +102,7 @@ PLANNED: dict[str, tuple[str, str]] = {
     "P8-postgresql": ("disk per sample, PostgreSQL", "<= 90 B"),
     "P9": ("server RSS while ingesting 60 s", "growth <= 50 MiB"),
     "P10": ("disk per sample, cold chunks", "<= 4 B, reads no slower"),
+    "P10-postgresql": ("disk per sample, cold chunks, PostgreSQL", "<= 4 B"),
 }
 
 for _id, (_title, _target) in PLANNED.items():

@@ -60,6 +60,9 @@ def child_env(secret_key: str) -> dict[str, str]:
     # (200 publishes/s per thing): the rate limits are off for the benchmark server.
     for bucket in ("CREDENTIAL", "THING", "ORGANIZATION", "ADDRESS"):
         env[f"THINGBUCKET_RATELIMIT__{bucket}_PER_S"] = "0"
+    # The data sets lie weeks back: the packing pass would turn them cold in the middle of the
+    # run. P10 packs its own with `thingbucket compact`.
+    env["THINGBUCKET_COLD__ENABLED"] = "0"
     return env
 
 
@@ -88,6 +91,7 @@ class Server:
     mqtt_port: int = 0  # the embedded broker's (0 in external broker mode)
     token: str = ""
     database_url: str | None = None  # PostgreSQL (asyncpg's form); None: SQLite in data_dir
+    env: dict[str, str] = field(default_factory=dict)  # the server's environment
     _client: httpx.Client | None = None
     _bucket_id: str = ""
     _things: int = 0
@@ -114,6 +118,23 @@ class Server:
                 timeout=httpx.Timeout(120.0, connect=5.0),
             )
         return self._client
+
+    def cli(self, *args: str, timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+        """``thingbucket <args>`` on this server's database, with its environment."""
+        where: tuple[str, ...] = ("--data-dir", str(self.data_dir))
+        if self.database_url:
+            where += ("--database-url", self.database_url)
+        done = subprocess.run(
+            thingbucket_cmd(*args, *where),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ServerError(f"thingbucket {' '.join(args)} failed: {done.stderr[-500:]}")
+        return done
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -364,7 +385,7 @@ def running_server(
     if database_url is not None:
         env["THINGBUCKET_DATABASE__URL"] = database_url
     env.update(extra_env or {})
-    email, password = "bench@example.com", secrets.token_urlsafe(24)
+    email, password = f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(24)
     _create_user(data_dir, env, email, password)
     server: Server | None = None
     try:
@@ -393,6 +414,7 @@ def running_server(
                 log_path,
                 mqtt_port,
                 database_url=database_url,
+                env=env,
                 _log_file=log_file,
             )
             try:

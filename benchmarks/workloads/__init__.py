@@ -4,6 +4,6 @@ To add a target: write a function ``(ctx: Context) -> Row`` in a module here, de
 ``@workload("P<n>")`` and import the module below.
 """
 
-from benchmarks.workloads import aggregates, ingest, memory, mqtt, multidim, reads
+from benchmarks.workloads import aggregates, cold, ingest, memory, mqtt, multidim, reads
 
-__all__ = ["aggregates", "ingest", "memory", "mqtt", "multidim", "reads"]
+__all__ = ["aggregates", "cold", "ingest", "memory", "mqtt", "multidim", "reads"]

@@ -246,6 +246,31 @@ async def test_gzip_bodies_are_accepted_and_a_gzip_bomb_is_refused(
     assert (answer.status_code, answer.json()["error"]["code"]) == (415, "UNSUPPORTED_ENCODING")
 
 
+async def test_a_property_id_no_database_can_hold_is_an_absent_one(
+    client: httpx.AsyncClient, rt: Runtime
+) -> None:
+    """Found by the schemathesis run on PostgreSQL: a NUL in a body's property id answered 500
+    (PostgreSQL refuses NUL in text); a lone surrogate would too. Both name nothing: 404."""
+    s = await make_setup(client, rt)
+    absent = await client.post(
+        "/api/v1/points",
+        json={"writes": [{"property_id": "00000000-0000-4000-8000-000000000000", "points": []}]},
+        headers=s.owner.headers,
+    )
+    assert absent.status_code == 404
+    pid = s.prop["id"]
+    for escaped in ("\\u0000\\u0087h\\u00d7", pid + "\\u0000", "\\ud9d9" + pid):
+        body = '{"writes": [{"property_id": "' + escaped + '", "points": [[1, 2, 3, 4]]}]}'
+        answer = await client.post(
+            "/api/v1/points",
+            content=body,
+            headers=s.owner.headers | {"content-type": "application/json"},
+        )
+        assert answer.status_code in (400, 404), (escaped, answer.text)
+        if answer.status_code == 404:
+            assert answer.json()["error"]["code"] == absent.json()["error"]["code"]
+
+
 async def test_another_person_gets_the_same_404_as_for_an_absent_id(
     client: httpx.AsyncClient, rt: Runtime
 ) -> None:

@@ -362,6 +362,10 @@ async def cached_point_target(
     action: access.Action,
 ) -> PointTarget:
     """``point_target`` with the decision reused for at most 1 s (and one generation)."""
+    if not _storable(property_id) or (thing_id is not None and not _storable(thing_id)):
+        # An id from a body that no database could hold (NUL, a lone surrogate) names nothing;
+        # PostgreSQL would refuse the lookup, and the audit's check of the target too.
+        raise PropertyNotFound()
     key = (who, thing_id, property_id, action)
     generation = rt.db.generation
     target: PointTarget | None = rt.target_cache.get(key, generation)
@@ -372,6 +376,16 @@ async def cached_point_target(
             target = await point_target(session, who, thing_id, property_id, action)
         rt.target_cache.put(key, target, generation)
     return target
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def point_target_by_id(
