@@ -1,19 +1,21 @@
 """P10: disk per sample of cold chunks, and reads of cold data against the same reads hot.
 
-A server of its own (SQLite) gets 7 (quick) / 30 (full) days of 1 Hz samples on one property,
-45 days back, through the API (untimed), and its rollup pass builds their minutes. Hot, it
-times P6's read (100k samples as JSON), a CSV export of a day and an aggregate that reads
-samples (45 s buckets over a day: no rollup level fits 45 s). Then `thingbucket compact` packs
-the days (its rate is in the notes) and the same reads are timed cold. Bytes per sample: the
-pages of ``sample_chunks`` (dbstat, overflow pages included) per packed sample; the reference
-is the hot sample table's pages per sample before packing.
+P6's data set (400k quick / 1M full samples at 1 Hz on one property, 30 days back, on the
+shared server) is read three ways while hot: P6's 100k samples as JSON, its second day as CSV,
+45 s aggregates of that day (no rollup level fits 45 s, so they read samples). Then
+`thingbucket compact --property` packs it (its rate is in the notes) and the same reads are
+timed cold. Bytes per sample: the pages of ``sample_chunks`` (dbstat, overflow pages included)
+per packed sample; the reference is the sample table's pages per sample before packing (P8's).
 
-P10-postgresql: `thingbucket compact` on P2's database (its samples lie 60 days back), then
-``pg_total_relation_size('sample_chunks')`` per packed sample (after VACUUM ANALYZE).
+P10-postgresql: `thingbucket compact` on P2's database (its samples lie 60 days back; P2 waits
+for their rollups), then ``pg_total_relation_size('sample_chunks')`` per packed sample (after
+VACUUM ANALYZE).
 """
 
 from __future__ import annotations
 
+import secrets
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -24,16 +26,15 @@ import orjson
 from benchmarks import postgres
 from benchmarks.context import Context
 from benchmarks.core import Row, median, rate, workload
-from benchmarks.server import Server, running_server
+from benchmarks.server import Server, child_env, thingbucket_cmd
 from benchmarks.workloads.aggregates import _dirty
-from benchmarks.workloads.reads import SEED_BATCH, SEED_CLIENTS, seed_property
+from benchmarks.workloads.reads import read_data
 
 TARGET_BYTES = 4.0
 # "No slower": cold within this factor of hot (the runs' medians move by a few % between runs).
 NOISE = 1.10
 DAY_MS = 86_400_000
 READ_SAMPLES = 100_000
-SEED = 1010
 
 
 def _time_ms(fn: Callable[[], Any], runs: int) -> float:
@@ -81,46 +82,46 @@ def _reads(server: Server, path: str, t0_ms: int, runs: int) -> dict[str, float]
     return {name: _time_ms(fn, runs) for name, fn in (("raw", raw), ("csv", csv), ("agg", agg))}
 
 
-def _pages_per_sample(server: Server, table: str, samples: int) -> float:
+def _pages_per_sample(server: Server, table: str, samples: int | None) -> float:
+    """Bytes of ``table``'s pages per sample (of all the table holds, if ``samples`` is None)."""
     with closing(server.connect_readonly()) as conn:
         row = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (table,)).fetchone()
+        if samples is None:
+            samples = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
     return float(row[0] or 0) / samples
 
 
 @workload("P10")
 def cold_chunks(ctx: Context) -> Row:
-    days = 30 if ctx.mode.name == "full" else 7
+    server = ctx.server()
+    data = read_data(ctx)
     runs = max(3, ctx.mode.read_runs)
-    with running_server(ctx.workdir / "server-cold") as server:
-        t0_ms = (int(time.time()) // 86_400) * DAY_MS - 45 * DAY_MS
-        seeded = seed_property(server, "cold", days * 86_400, t0_ms, SEED, deadline_s=600.0)
-        while _dirty(server):  # packing waits for the minutes' rollups
-            time.sleep(0.2)
-        path = seeded.target.points_path
-        hot_bytes = _pages_per_sample(server, "samples_num", seeded.samples)
-        hot = _reads(server, path, t0_ms, runs)
-        started = time.perf_counter()
-        done = server.cli("compact")
-        pack_s = time.perf_counter() - started
-        if f"samples packed: {seeded.samples}" not in done.stderr:
-            raise RuntimeError(f"compact did not pack every sample: {done.stderr[-300:]}")
-        cold = _reads(server, path, t0_ms, runs)
-        cold_bytes = _pages_per_sample(server, "sample_chunks", seeded.samples)
+    while _dirty(server):  # packing waits for the minutes' rollups (P9 just wrote)
+        time.sleep(0.2)
+    hot_bytes = _pages_per_sample(server, "samples_num", None)
+    path = data.target.points_path
+    hot = _reads(server, path, data.t0_ms, runs)
+    started = time.perf_counter()
+    done = server.cli("compact", "--property", data.target.property_id)
+    pack_s = time.perf_counter() - started
+    if f"samples packed: {data.samples}" not in done.stderr:
+        raise RuntimeError(f"compact did not pack every sample: {done.stderr[-300:]}")
+    cold = _reads(server, path, data.t0_ms, runs)
+    cold_bytes = _pages_per_sample(server, "sample_chunks", data.samples)
     slower = {k: cold[k] / hot[k] for k in hot}
     ok = cold_bytes <= TARGET_BYTES and all(r <= NOISE for r in slower.values())
     return Row(
         id="P10",
-        workload=f"disk per sample, cold chunks ({days} days of 1 Hz)",
+        workload=f"disk per sample, cold chunks ({data.samples // 1000}k samples, 1 Hz)",
         thingbucket=f"{cold_bytes:.2f} B",
         reference=f"{hot_bytes:.1f} B hot sample table",
         ratio=cold_bytes / hot_bytes,
         target=f"<= {TARGET_BYTES:.0f} B, reads no slower",
         status="pass" if ok else "fail",
         notes=[
-            f"{seeded.samples} samples (values with 2 decimals at random in [-40, 60], 1 Hz), "
-            f"seeded at {rate(seeded.samples_per_s)} (batch {SEED_BATCH}, {SEED_CLIENTS} "
-            f"clients, untimed); `thingbucket compact` packed them in {pack_s:.1f} s "
-            f"({rate(seeded.samples / pack_s)}, the CLI's start included)",
+            f"P6's {data.samples} samples (values with 2 decimals at random in [-40, 60]); "
+            f"`thingbucket compact --property` packed them in {pack_s:.1f} s "
+            f"({rate(data.samples / pack_s)}, the CLI's start included)",
             "reads hot -> cold (medians of "
             f"{runs}): 100k samples as JSON {hot['raw']:.0f} -> {cold['raw']:.0f} ms, a day as "
             f"CSV {hot['csv']:.0f} -> {cold['csv']:.0f} ms, 45 s aggregates of a day "
@@ -134,7 +135,7 @@ def cold_chunks(ctx: Context) -> Row:
             "hot_ms": hot,
             "cold_ms": cold,
             "pack_s": pack_s,
-            "samples": seeded.samples,
+            "samples": data.samples,
         },
     )
 
@@ -147,12 +148,18 @@ def cold_chunks_postgres(ctx: Context) -> Row:
             "P10-postgresql", "disk per sample, cold chunks, PostgreSQL", "-", "n/a", None,
             f"<= {TARGET_BYTES:.0f} B", "skipped", ["packs P2's data: run it with P2"],
         )  # fmt: skip
-    with running_server(ctx.workdir / "server-cold-pg", database_url=url) as server:
-        while int(postgres.fetch(url, "SELECT count(*) FROM rollup_dirty")[0][0]):
-            time.sleep(0.2)
-        hot_samples = int(postgres.fetch(url, "SELECT count(*) FROM samples_num")[0][0])
-        hot_bytes = postgres.table_bytes(url, "samples_num") / hot_samples
-        done = server.cli("compact")
+    hot_samples = int(postgres.fetch(url, "SELECT count(*) FROM samples_num")[0][0])
+    hot_bytes = postgres.table_bytes(url, "samples_num") / hot_samples
+    done = subprocess.run(
+        thingbucket_cmd("compact", "--data-dir", str(ctx.workdir / "compact-pg")),
+        env=child_env(secrets.token_urlsafe(48)) | {"THINGBUCKET_DATABASE__URL": url},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"compact failed: {done.stderr[-300:]}")
     postgres.fetch(url, "VACUUM ANALYZE")
     packed = int(postgres.fetch(url, "SELECT coalesce(sum(n), 0) FROM sample_chunks")[0][0])
     chunks = int(postgres.fetch(url, "SELECT count(*) FROM sample_chunks")[0][0])

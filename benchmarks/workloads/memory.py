@@ -52,13 +52,13 @@ def memory_while_ingesting(ctx: Context) -> Row:
         workload=f"server RSS while ingesting {result.elapsed_s:.0f} s",
         thingbucket=f"+{growth:.1f} MiB",
         reference=f"{rss.baseline / 2**20:.0f} MiB after warm-up",
-        ratio=None,
+        ratio=rss.peak / rss.baseline if rss.baseline else None,  # peak / level: 1.00 is flat
         target=f"growth <= {TARGET_MIB:.0f} MiB",
         status="pass" if growth <= TARGET_MIB else "fail",
         notes=[
             f"{CLIENTS} clients, batch {BATCH}, {result.samples} samples at "
             f"{rate(result.samples_per_s)}; RSS of the server and its children every 50 ms, "
-            "peak minus the level after a 160,000-sample warm-up"
+            "peak minus the level after a 160,000-sample warm-up; ratio = peak / that level"
         ],
         data={
             "unit": "MiB",

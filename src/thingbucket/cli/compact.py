@@ -16,6 +16,9 @@ def compact(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="count what would be packed; change nothing")
     ] = False,
+    property_id: Annotated[
+        str | None, typer.Option("--property", help="only this property's series")
+    ] = None,
     data_dir: DataDirOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
@@ -24,7 +27,7 @@ def compact(
 
     async def go() -> cold.Report:
         async with runtime(settings) as rt:
-            return await cold.run(rt, dry_run=dry_run)
+            return await cold.run(rt, dry_run=dry_run, property_id=property_id)
 
     report = run(go)
     verb = "to pack" if dry_run else "packed"

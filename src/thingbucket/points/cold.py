@@ -48,14 +48,19 @@ class Report:
 
 
 async def run(
-    rt: Runtime, *, dry_run: bool = False, now: int | None = None, max_days: int | None = None
+    rt: Runtime,
+    *,
+    dry_run: bool = False,
+    now: int | None = None,
+    max_days: int | None = None,
+    property_id: str | None = None,
 ) -> Report:
     """One pass: every day before the cold edge that has samples in the table, packed (or, with
-    ``dry_run``, counted). ``max_days`` bounds the pass."""
+    ``dry_run``, counted); of one property's series only, if given. ``max_days`` bounds it."""
     settings = rt.settings.cold
     report = Report(before_us=pack_before(now_us() if now is None else now, settings.after_days))
     async with rt.db.session() as session:
-        series = await repo.series_ids(session, "samples_num")
+        series = await repo.series_ids(session, "samples_num", property_id)
     for sid in series:
         start = TS_MIN_US
         while max_days is None or len(report.days) < max_days:

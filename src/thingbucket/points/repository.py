@@ -988,10 +988,16 @@ async def drop_partition_unless_held(
     return gone
 
 
-async def series_ids(session: AsyncSession, table: str) -> list[int]:
-    """Every series whose samples live in ``table``."""
+async def series_ids(
+    session: AsyncSession, table: str, property_id: str | None = None
+) -> list[int]:
+    """Every series whose samples live in ``table`` (of one property, if given)."""
     op = "=" if table == "samples_num" else "<>"
-    rows = await session.execute(sa.text(f"SELECT id FROM series WHERE kind {op} 'number'"))
+    sql = f"SELECT id FROM series WHERE kind {op} 'number'"
+    if property_id is None:
+        rows = await session.execute(sa.text(sql))
+    else:
+        rows = await session.execute(sa.text(sql + " AND property_id = :p"), {"p": property_id})
     return [r[0] for r in rows.all()]
 
 
