@@ -139,3 +139,24 @@ def create_person(url: str, data_dir: Path, db_args: list[str]) -> dict[str, str
     )
     assert answer.status_code == 200, answer.text
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+@dataclass(frozen=True)
+class OwnedProperty:
+    headers: dict[str, str]
+    bucket_id: str
+    property_id: str
+    points: str  # the path of its points
+
+
+def create_property(url: str, data_dir: Path, db_args: list[str]) -> OwnedProperty:
+    """A new person's bucket, thing and SPEED property (a number series)."""
+    headers = create_person(url, data_dir, db_args)
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        bucket = http.post("/api/v1/buckets", json={"name": "b"}).json()
+        thing = http.post("/api/v1/things", json={"name": "t", "bucket_id": bucket["id"]}).json()
+        prop = http.post(
+            f"/api/v1/things/{thing['id']}/properties", json={"name": "p", "type": "SPEED"}
+        ).json()
+    points = f"/api/v1/things/{thing['id']}/properties/{prop['id']}/points"
+    return OwnedProperty(headers, bucket["id"], prop["id"], points)

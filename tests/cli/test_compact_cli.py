@@ -10,25 +10,22 @@ from pathlib import Path
 import httpx
 
 from conftest import TEST_SECRET
-from processes import child_env, cli, create_person, serve
+from processes import child_env, cli, create_property, serve
 
 DAY_MS = 86_400_000
 
 
 def _setup(url: str, data_dir: Path) -> tuple[dict[str, str], str, list[list[float]]]:
     """A property with two old days of readings every 10 minutes and one recent reading."""
-    headers = create_person(url, data_dir, [])
+    owned = create_property(url, data_dir, [])
     now = int(time.time() * 1000)
     day = now - now % DAY_MS - 30 * DAY_MS
     rows = [[day + i * 600_000, round(i * 0.25, 2)] for i in range(2 * 144)] + [[now - 1000, 7.0]]
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-        bucket = http.post("/api/v1/buckets", json={"name": "b"}).json()
-        thing = http.post("/api/v1/things", json={"name": "t", "bucket_id": bucket["id"]}).json()
-        prop = http.post(
-            f"/api/v1/things/{thing['id']}/properties", json={"name": "p", "type": "SPEED"}
-        ).json()
-        points = f"/api/v1/things/{thing['id']}/properties/{prop['id']}/points"
-        assert http.post(points, json={"points": rows}).status_code == 204
+    answer = httpx.post(
+        url + owned.points, json={"points": rows}, headers=owned.headers, timeout=30
+    )
+    assert answer.status_code == 204
+    headers, points = owned.headers, owned.points
     return headers, points, rows
 
 

@@ -10,27 +10,22 @@ from pathlib import Path
 import httpx
 
 from conftest import TEST_SECRET
-from processes import child_env, cli, create_person, serve
+from processes import child_env, cli, create_property, serve
 
 DAY_MS = 86_400_000
 
 
 def _setup(url: str, data_dir: Path) -> tuple[dict[str, str], str, str, list[int]]:
     """A bucket with a property holding two expired-to-be samples and one recent one."""
-    headers = create_person(url, data_dir, [])
+    owned = create_property(url, data_dir, [])
     now = int(time.time() * 1000)
     stamps = [now - 50 * DAY_MS, now - 40 * DAY_MS, now - 1000]
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-        bucket = http.post("/api/v1/buckets", json={"name": "b"}).json()
-        thing = http.post("/api/v1/things", json={"name": "t", "bucket_id": bucket["id"]}).json()
-        prop = http.post(
-            f"/api/v1/things/{thing['id']}/properties", json={"name": "p", "type": "SPEED"}
-        ).json()
-        points = f"/api/v1/things/{thing['id']}/properties/{prop['id']}/points"
-        assert http.post(points, json={"points": [[t, 1.0] for t in stamps]}).status_code == 204
-        patched = http.patch(f"/api/v1/buckets/{bucket['id']}", json={"retention_days": 30})
+    with httpx.Client(base_url=url, headers=owned.headers, timeout=30) as http:
+        posted = http.post(owned.points, json={"points": [[t, 1.0] for t in stamps]})
+        assert posted.status_code == 204
+        patched = http.patch(f"/api/v1/buckets/{owned.bucket_id}", json={"retention_days": 30})
         assert patched.status_code == 200
-    return headers, points, prop["id"], stamps
+    return owned.headers, owned.points, owned.property_id, stamps
 
 
 def _stamps(url: str, points: str, headers: dict[str, str]) -> list[int]:

@@ -155,6 +155,18 @@ def test_a_wrong_token_is_refused_by_mosquitto(broker: Mosquitto, tmp_path: Path
         device.close()
 
 
+def _publish_and_count(broker: Mosquitto, owner: Owner) -> None:
+    """1000 messages of 10 samples each from the owner's thing, all of them readable."""
+    token = owner.token()
+    start = int(time.time() * 1000) - 3_600_000
+    topic = f"tb/things/{owner.thing_id}/properties/{owner.property_id}"
+    device = Device(broker.port, owner.thing_id, token["secret"])
+    assert device.connect() == 0
+    device.publish_all(topic, _payloads(start, 1000))
+    device.close()
+    assert owner.wait_count(start, 10_000) == 10_000
+
+
 @pytest.mark.needs_pg
 def test_two_replicas_on_one_postgresql_share_one_stream_without_loss_or_duplicates(
     broker: Mosquitto, tmp_path: Path, pg_url: str
@@ -166,14 +178,7 @@ def test_two_replicas_on_one_postgresql_share_one_stream_without_loss_or_duplica
         a = stack.enter_context(serve(tmp_path / "a", *db, "--mqtt-url", broker.url, env=env))
         b = stack.enter_context(serve(tmp_path / "b", *db, "--mqtt-url", broker.url, env=env))
         owner = _owner(stack, a, tmp_path / "a", db, env)
-        token = owner.token()
-        start = int(time.time() * 1000) - 3_600_000
-        topic = f"tb/things/{owner.thing_id}/properties/{owner.property_id}"
-        device = Device(broker.port, owner.thing_id, token["secret"])
-        assert device.connect() == 0
-        device.publish_all(topic, _payloads(start, 1000))
-        device.close()
-        assert owner.wait_count(start, 10_000) == 10_000
+        _publish_and_count(broker, owner)
         # Each replica committed a share, and together exactly the samples sent: no message
         # was taken by both.
         shares = [_ingested(s) for s in (a, b)]
@@ -221,14 +226,7 @@ def test_workers_share_the_port_and_the_stream_and_one_that_dies_is_replaced(
         workers = _workers(server)
         assert len(workers) == 2
         owner = _owner(stack, server, tmp_path / "w", db, env)
-        token = owner.token()
-        start = int(time.time() * 1000) - 3_600_000
-        topic = f"tb/things/{owner.thing_id}/properties/{owner.property_id}"
-        device = Device(broker.port, owner.thing_id, token["secret"])
-        assert device.connect() == 0
-        device.publish_all(topic, _payloads(start, 1000))
-        device.close()
-        assert owner.wait_count(start, 10_000) == 10_000
+        _publish_and_count(broker, owner)
         # Whichever worker answers, /metrics counts both: exactly the samples sent.
         assert _ingested(server) == 30_000
 

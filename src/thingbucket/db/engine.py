@@ -89,7 +89,9 @@ def _install_generation_hooks(engine: AsyncEngine, db: Database) -> None:
 
     @event.listens_for(engine.sync_engine, "rollback")
     def _rolled_back(conn: Connection) -> None:
-        conn.info.pop("thingbucket_wrote", None)
+        # An invalidated connection (a cancelled query) raises on ``info``; it is not reused.
+        if not conn.invalidated:
+            conn.info.pop("thingbucket_wrote", None)
 
 
 class Database:

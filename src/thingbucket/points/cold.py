@@ -10,20 +10,16 @@ series' chunk lock, so a late write into it either comes first or thaws what was
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
+from thingbucket.db.periodic import PeriodicTask
 from thingbucket.kit.time import TS_MIN_US, now_us
 from thingbucket.points import repository as repo
 from thingbucket.points.chunks import DAY, pack_before
 from thingbucket.runtime import Runtime
 
 log = logging.getLogger(__name__)
-_LOCK_ID = 0x7462636F6C64  # one packing pass at a time across replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,48 +74,22 @@ async def run(
     return report
 
 
-class ColdTask:
-    """``run`` every ``cold.interval_s``, first after ``first_run_after_s``."""
+class ColdTask(PeriodicTask):
+    """``run`` every ``cold.interval_s``, first after ``first_run_after_s``; packed days stay
+    packed when a pass fails, the next one goes on from there."""
+
+    name = "cold"
+    lock_id = 0x7462636F6C64  # one packing pass at a time across replicas
 
     def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt.db, rt.settings.cold.first_run_after_s, rt.settings.cold.interval_s)
         self._rt = rt
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="thingbucket-cold")
-
-    async def _loop(self) -> None:
-        settings = self._rt.settings.cold
-        await asyncio.sleep(settings.first_run_after_s)
-        while True:
-            try:
-                await self._pass()
-            except Exception:  # packed days stay packed; the next pass goes on from there
-                log.exception("cold chunk pass failed")
-            await asyncio.sleep(settings.interval_s)
-
-    async def _pass(self) -> None:
-        rt = self._rt
-        if rt.db.is_sqlite:
-            report = await run(rt)
-        else:
-            async with rt.db.session() as lock:
-                got = await lock.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_ID})
-                if not got:
-                    return  # another replica packs
-                try:
-                    report = await run(rt)
-                finally:
-                    await lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
+    async def run_pass(self) -> None:
+        report = await run(self._rt)
         if report.samples:
             log.info(
                 "packed %d samples of %d series-days into cold chunks",
                 report.samples,
                 len(report.days) - report.waiting,
             )
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

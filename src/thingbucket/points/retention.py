@@ -10,15 +10,12 @@ lock makes one replica run each pass.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
-import sqlalchemy as sa
-
 from thingbucket.access import service as access
 from thingbucket.access.principal import SYSTEM
+from thingbucket.db.periodic import PeriodicTask
 from thingbucket.kit.time import TS_MIN_US, now_us
 from thingbucket.points import repository as repo
 from thingbucket.points.batch import RangeDelete, table_for
@@ -26,7 +23,6 @@ from thingbucket.runtime import Runtime
 
 log = logging.getLogger(__name__)
 DAY_US = 86_400_000_000
-_LOCK_ID = 0x74627265746E  # one retention pass at a time across replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,48 +123,23 @@ async def _drop_expired_partitions(
     return dropped
 
 
-class RetentionTask:
-    """``run`` every ``retention.interval_s``, first after ``first_run_after_s``."""
+class RetentionTask(PeriodicTask):
+    """``run`` every ``retention.interval_s``, first after ``first_run_after_s``; a failed pass
+    deleted only whole batches, the next one tries again."""
+
+    name = "retention"
+    lock_id = 0x74627265746E  # one retention pass at a time across replicas
 
     def __init__(self, rt: Runtime) -> None:
+        settings = rt.settings.retention
+        super().__init__(rt.db, settings.first_run_after_s, settings.interval_s)
         self._rt = rt
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="thingbucket-retention")
-
-    async def _loop(self) -> None:
-        settings = self._rt.settings.retention
-        await asyncio.sleep(settings.first_run_after_s)
-        while True:
-            try:
-                await self._pass()
-            except Exception:  # the next pass tries again; a failed one deleted only whole batches
-                log.exception("retention pass failed")
-            await asyncio.sleep(settings.interval_s)
-
-    async def _pass(self) -> None:
-        rt = self._rt
-        if rt.db.is_sqlite:
-            report = await run(rt)
-        else:
-            async with rt.db.session() as lock:
-                got = await lock.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _LOCK_ID})
-                if not got:
-                    return  # another replica runs this pass
-                try:
-                    report = await run(rt)
-                finally:
-                    await lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ID})
+    async def run_pass(self) -> None:
+        report = await run(self._rt)
         if report.samples or report.partitions_dropped:
             log.info(
                 "retention deleted %d samples and %d partitions",
                 report.samples,
                 len(report.partitions_dropped),
             )
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -16,11 +16,11 @@ The pure parts and the background pass live here; the SQL in ``points.repository
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
+
+from thingbucket.db.periodic import PeriodicTask
 
 if TYPE_CHECKING:
     from thingbucket.runtime import Runtime
@@ -106,26 +106,16 @@ async def catch_up(rt: Runtime, *, rounds: int = 1_000) -> int:
     return total
 
 
-class RollupTask:
-    """``catch_up`` every ``rollups.interval_s``: queries stay exact meanwhile, only slower."""
+class RollupTask(PeriodicTask):
+    """``catch_up`` every ``rollups.interval_s``: queries stay exact meanwhile, only slower; the
+    marks of a failed pass stay for the next one. The writer serialises the work itself."""
+
+    name = "rollups"
 
     def __init__(self, rt: Runtime) -> None:
+        interval = rt.settings.rollups.interval_s
+        super().__init__(rt.db, interval, interval)
         self._rt = rt
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="thingbucket-rollups")
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._rt.settings.rollups.interval_s)
-            try:
-                await catch_up(self._rt, rounds=20)
-            except Exception:  # the marks stay; the next pass tries again
-                log.exception("rollup pass failed")
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def run_pass(self) -> None:
+        await catch_up(self._rt, rounds=20)
