@@ -49,7 +49,9 @@ async def authenticate_cached(rt: Runtime, secret: str) -> Principal | None:
     if cached is not None:
         return cached
     generation = rt.db.generation
-    principal, reason = await authenticate(rt, secret)
+    principal, reason = await rt.flights.run(
+        ("auth", key, generation), lambda: authenticate(rt, secret)
+    )
     if principal is None:
         rt.audit.failure("auth.credential_rejected", None, reason=reason or "unknown_key")
         return None

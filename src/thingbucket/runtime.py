@@ -25,6 +25,7 @@ from thingbucket.config import Settings, is_loopback, resolve_secret_key
 from thingbucket.config import warnings as config_warnings
 from thingbucket.db.engine import Database, sqlite_pragmas
 from thingbucket.kit.secrets import Digester
+from thingbucket.kit.singleflight import SingleFlight
 from thingbucket.kit.ttlcache import TtlCache
 from thingbucket.metrics import Metrics
 from thingbucket.points.repository import PostgresSamples, SampleReader, SqliteSamples
@@ -53,6 +54,8 @@ class Runtime:
     # Credentials (by SHA-256 of the presented secret) and point targets, each at most 1 s old.
     auth_cache: TtlCache[bytes, Principal] = field(default_factory=TtlCache)
     target_cache: TtlCache[tuple[object, ...], Any] = field(default_factory=TtlCache)
+    # Their misses at the same time share one lookup.
+    flights: SingleFlight = field(default_factory=SingleFlight)
     listening_ports: list[int] = field(default_factory=list)
     # The MQTT listening socket when bound before start-up (serve does, to refuse a taken port).
     mqtt_socket: socket.socket | None = None

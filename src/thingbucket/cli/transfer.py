@@ -125,7 +125,7 @@ async def _export(
     rt: Runtime, property_id: str, start: int, end: int, prec: Precision, kind: str, out: IO[bytes]
 ) -> tuple[int, int]:
     async with rt.db.session() as session:
-        target = await points.open_stream(session, rt, SYSTEM, None, property_id)
+        target = await points.open_stream(rt, SYSTEM, None, property_id)
         span = await points.time_span(session, rt, target, start, end)
     kinds = [s.kind for s in target.series]
     if kind == "csv":
@@ -236,8 +236,7 @@ def import_(
                 try:
                     for batch_start, item in _batches(kind, lines, batch, property_id):
                         offset = batch_start
-                        async with rt.db.session() as session:
-                            result = await ingest.write(session, rt, SYSTEM, [item], precision=prec)
+                        result = await ingest.write(rt, SYSTEM, [item], precision=prec)
                         rows += len(item.rows)
                         samples += result.samples
                         rate = rows / max(time.monotonic() - began, 1e-9)

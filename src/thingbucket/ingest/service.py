@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from thingbucket.access.principal import Principal
 from thingbucket.errors import TooLarge
 from thingbucket.ingest.decoders import Dim, Limits, decode_rows
@@ -75,7 +73,6 @@ def limits_for(rt: Runtime, target: PointTarget, now: int) -> Limits:
 
 
 async def write(
-    session: AsyncSession,
     rt: Runtime,
     who: Principal,
     writes: Sequence[PropertyWrite | CsvWrite],
@@ -90,7 +87,7 @@ async def write(
     batch = SampleBatch()
     for index, item in enumerate(writes):
         target = await properties.cached_point_target(
-            session, rt, who, item.thing_id, item.property_id, "write"
+            rt, who, item.thing_id, item.property_id, "write"
         )
         rows: Sequence[Any] = item.rows
         if isinstance(item, CsvWrite):

@@ -27,6 +27,7 @@ from thingbucket.mqtt import ingest, topics
 from thingbucket.mqtt.dynsec import Dynsec
 from thingbucket.runtime import Runtime
 from thingbucket.things import service as things
+from thingbucket.things.models import Thing
 
 log = logging.getLogger(__name__)
 RECONNECT_S = 2.0
@@ -219,8 +220,12 @@ class ExternalIngest:
         if cached is not None:
             return cached
         generation = self.rt.db.generation
-        async with self.rt.db.session() as session:
-            thing = await things.lookup(session, target.thing_id)
+
+        async def load() -> Thing | None:
+            async with self.rt.db.session() as session:
+                return await things.lookup(session, target.thing_id)
+
+        thing = await self.rt.flights.run(("broker", key, generation), load)
         if thing is None or not thing.enabled:
             return None
         principal = things.principal_for(thing, "broker", "", "")

@@ -76,13 +76,10 @@ async def _store(
                     session, who, target.thing_id, target.name, type_id
                 )
         rows = points_of(doc)
-        async with rt.db.session() as session:
-            await ingest.write(
-                session, rt, who, [PropertyWrite(property_id, rows, target.thing_id)]
-            )
-            point_target = await properties.cached_point_target(
-                session, rt, who, target.thing_id, property_id, "write"
-            )
+        await ingest.write(rt, who, [PropertyWrite(property_id, rows, target.thing_id)])
+        point_target = await properties.cached_point_target(
+            rt, who, target.thing_id, property_id, "write"
+        )
         live = {
             "property_id": property_id,
             "columns": ["ts", *(s.dimension_id for s in point_target.series)],

@@ -145,13 +145,12 @@ async def write_points(
     thing_id: str,
     property_id: str,
     request: Request,
-    session: SessionDep,
     rt: RuntimeDep,
     who: PrincipalDep,
     precision: PrecisionQ = "ms",
 ) -> Response:
     item = await _property_write(request, thing_id, property_id)
-    await ingest.write(session, rt, who, [item], precision=precision)
+    await ingest.write(rt, who, [item], precision=precision)
     return Response(status_code=204)
 
 
@@ -163,7 +162,6 @@ async def write_points(
 )
 async def write_many(
     request: Request,
-    session: SessionDep,
     rt: RuntimeDep,
     who: PrincipalDep,
     precision: PrecisionQ = "ms",
@@ -182,7 +180,7 @@ async def write_many(
             raise body_error("each write names its 'property_id'", write=index)
         rest = {k: v for k, v in item.items() if k != "property_id"}
         items.append(PropertyWrite(item["property_id"], points_of(rest, write=index)))
-    await ingest.write(session, rt, who, items, precision=precision)
+    await ingest.write(rt, who, items, precision=precision)
     return Response(status_code=204)
 
 
@@ -309,7 +307,7 @@ async def read_points(
             raise InvalidRange("'to' must be after 'from'.")
         if max_points is not None:
             raise InvalidQuery("'max_points' downsamples JSON answers and aggregates only.")
-        target = await service.open_stream(session, rt, who, thing_id, property_id)
+        target = await service.open_stream(rt, who, thing_id, property_id)
         chunks = service.stream_rows(rt, target, start, end, precision)
         if fmt == "csv":
             header = ["ts", *(s.dimension_id for s in target.series)]

@@ -83,7 +83,7 @@ async def read_raw(
 ) -> RawAnswer:
     if query.end <= query.start:
         raise InvalidRange("'to' must be after 'from'.")
-    target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
+    target = await properties.cached_point_target(rt, who, thing_id, property_id, "read")
     start, end = _window(query)
     if query.max_points is not None:
         downsampled = await _read_lttb(session, rt, target, start, end, query)
@@ -218,10 +218,10 @@ _PLAIN = frozenset({"number", "text", "media"})
 
 
 async def open_stream(
-    session: AsyncSession, rt: Runtime, who: Principal, thing_id: str | None, property_id: str
+    rt: Runtime, who: Principal, thing_id: str | None, property_id: str
 ) -> PointTarget:
     """Decide access before a stream starts, so that a refusal is still an ordinary answer."""
-    return await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
+    return await properties.cached_point_target(rt, who, thing_id, property_id, "read")
 
 
 async def time_span(
@@ -532,7 +532,7 @@ async def read_aggregate(
 ) -> AggAnswer:
     if q.end <= q.start:
         raise InvalidRange("'to' must be after 'from'.")
-    target = await properties.cached_point_target(session, rt, who, thing_id, property_id, "read")
+    target = await properties.cached_point_target(rt, who, thing_id, property_id, "read")
     limit = rt.settings.limits.buckets_per_query
     asked = q
     if q.max_points is not None:

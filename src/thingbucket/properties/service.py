@@ -354,7 +354,6 @@ async def point_target(
 
 
 async def cached_point_target(
-    session: AsyncSession,
     rt: Runtime,
     who: Principal,
     thing_id: str | None,
@@ -370,10 +369,14 @@ async def cached_point_target(
     generation = rt.db.generation
     target: PointTarget | None = rt.target_cache.get(key, generation)
     if target is None:
-        if thing_id is None:
-            target = await point_target_by_id(session, who, property_id, action)
-        else:
-            target = await point_target(session, who, thing_id, property_id, action)
+
+        async def load() -> PointTarget:
+            async with rt.db.session() as own:
+                if thing_id is None:
+                    return await point_target_by_id(own, who, property_id, action)
+                return await point_target(own, who, thing_id, property_id, action)
+
+        target = await rt.flights.run(("target", key, generation), load)
         rt.target_cache.put(key, target, generation)
     return target
 
