@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from thingbucket.points import codec
 from thingbucket.points.rollups import LEVELS
 
 MINUTE = LEVELS[0]
@@ -65,6 +66,28 @@ def pieces(stamps: Sequence[int], start: int, end: int, cap: int) -> list[Piece]
     if first < n:
         out.append(Piece(cover, end, first, n))
     return out
+
+
+ChunkRow = tuple[int, int, int, int, int, int, bytes]
+
+
+def chunk_rows(
+    sid: int, stamps: list[int], values: list[float], start: int, end: int, cap: int
+) -> list[ChunkRow]:
+    """The ``sample_chunks`` rows (series_id, start_ts, end_ts, first_ts, last_ts, n, data) of
+    a day's ascending samples."""
+    return [
+        (
+            sid,
+            p.start,
+            p.end,
+            stamps[p.first],
+            stamps[p.last - 1],
+            p.last - p.first,
+            codec.encode(stamps[p.first : p.last], values[p.first : p.last]),
+        )
+        for p in pieces(stamps, start, end, cap)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from thingbucket.points.batch import (
     num_ranges,
     table_for,
 )
-from thingbucket.points.chunks import cold_before, pieces, plan_delete
+from thingbucket.points.chunks import chunk_rows, cold_before, plan_delete
 from thingbucket.points.models import Series
 from thingbucket.points.rollup_sql import (
     DROP_WHOLE,
@@ -248,24 +248,6 @@ async def _lock_series(conn: Any, series: Iterable[int], *, shared: bool) -> Non
         await conn.execute(f"SELECT {fn}($1, $2)", _CHUNK_LOCK, sid)
 
 
-def _encoded(
-    sid: int, stamps: list[int], values: list[float], start: int, end: int, cap: int
-) -> list[tuple[int, int, int, int, int, int, bytes]]:
-    """The chunk rows of a day's samples."""
-    return [
-        (
-            sid,
-            p.start,
-            p.end,
-            stamps[p.first],
-            stamps[p.last - 1],
-            p.last - p.first,
-            codec.encode(stamps[p.first : p.last], values[p.first : p.last]),
-        )
-        for p in pieces(stamps, start, end, cap)
-    ]
-
-
 class _ColdAware:
     """Reads of the sample tables with the cold chunks of their range mixed in (``points.chunks``:
     no timestamp is in both). The backends give the plain table reads and the chunks."""
@@ -381,13 +363,7 @@ class _ColdAware:
                 session, table, series_id, start, end, limit, descending, factor
             )
         rows = await self.read(session, table, series_id, start, end, limit, descending)
-        key = rows[-1][0] if len(rows) == limit else None
-        if factor == 1:
-            return list(rows), key
-        out: list[tuple[int | float, Any]] = [
-            (ts // factor if ts % factor == 0 else ts / factor, value) for ts, value in rows
-        ]
-        return out, key
+        return _in_units(rows, factor), rows[-1][0] if len(rows) == limit else None
 
     async def aggregate(
         self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid
@@ -405,6 +381,14 @@ class _ColdAware:
             for b, part in _bucket_parts(stamps, values, grid):
                 _combine(parts, b, part)
         return [(b, p[0], p[1], p[2], p[3], p[5], p[7]) for b, p in sorted(parts.items())]
+
+
+def _in_units(rows: Iterable[Sequence[Any]], factor: int) -> list[tuple[int | float, Any]]:
+    """(ts, value) rows with timestamps in epoch units of ``factor`` microseconds (an int when
+    exact), as tuples."""
+    if factor == 1:
+        return [(r[0], r[1]) for r in rows]
+    return [(r[0] // factor if r[0] % factor == 0 else r[0] / factor, r[1]) for r in rows]
 
 
 def _bucket_parts(
@@ -666,7 +650,7 @@ class PostgresSamples(_ColdAware):
             stamps = [r[0] for r in rows]
             values = [r[1] for r in rows]
             # Encoding is CPU work of a background job: off the event loop.
-            chunks = await asyncio.to_thread(_encoded, sid, stamps, values, start, end, cap)
+            chunks = await asyncio.to_thread(chunk_rows, sid, stamps, values, start, end, cap)
             await conn.executemany(_CHUNK_INSERT_PG, chunks)
             await conn.execute(
                 "DELETE FROM samples_num WHERE series_id = $1 AND ts >= $2 AND ts < $3",
@@ -789,13 +773,7 @@ class PostgresSamples(_ColdAware):
         # (records are converted to tuples anyway).
         page, _ = _page_sql(table, "ts", descending, ["$1", "$2", "$3", "$4"])
         records = await conn.fetch(page, series_id, start, end, limit)
-        if factor == 1:
-            rows: list[tuple[int | float, Any]] = [(r[0], r[1]) for r in records]
-        else:
-            rows = [
-                (r[0] // factor if r[0] % factor == 0 else r[0] / factor, r[1]) for r in records
-            ]
-        return rows, records[-1][0] if len(records) == limit else None
+        return _in_units(records, factor), records[-1][0] if len(records) == limit else None
 
     async def _hot_aggregate(
         self, session: AsyncSession, series_id: int, start: int, end: int, grid: Grid

@@ -20,7 +20,7 @@ from thingbucket.points.batch import (
     num_ranges,
     table_for,
 )
-from thingbucket.points.chunks import cold_before, pieces, plan_delete
+from thingbucket.points.chunks import chunk_rows, cold_before, plan_delete
 from thingbucket.points.rollup_sql import (
     BATCH_FROM_FINER,
     BATCH_FROM_SAMPLES,
@@ -180,10 +180,7 @@ class SqliteStore:
         if not rows:
             return 0
         stamps, values = (list(c) for c in zip(*rows, strict=True))
-        for p in pieces(stamps, start, end, cap):
-            data = codec.encode(stamps[p.first : p.last], values[p.first : p.last])
-            args = (sid, p.start, p.end, stamps[p.first], stamps[p.last - 1], p.last - p.first)
-            conn.execute(_CHUNK_INSERT, (*args, data))
+        conn.executemany(_CHUNK_INSERT, chunk_rows(sid, stamps, values, start, end, cap))
         conn.execute(
             "DELETE FROM samples_num WHERE series_id = ? AND ts >= ? AND ts < ?", (sid, start, end)
         )
