@@ -53,9 +53,20 @@ def test_compact_shows_then_packs_the_old_days_and_reads_stay_the_same(tmp_path:
                 break
             time.sleep(0.1)
         assert "samples to pack: 288" in dry.stderr, dry.stderr
-        other = "00000000-0000-4000-8000-000000000000"
+        thing = points.rsplit("/properties/", 1)[0]
+        other = httpx.post(
+            server.url + thing + "/properties",
+            json={"name": "other", "type": "SPEED"},
+            headers=headers,
+            timeout=30,
+        ).json()["id"]
         one = cli("compact", "--dry-run", "--property", other, "--data-dir", str(tmp_path), env=env)
         assert "samples to pack: 0" in one.stderr, one.stderr
+        absent = "00000000-0000-4000-8000-000000000000"
+        bad = cli("compact", "--property", absent, "--data-dir", str(tmp_path), env=env)
+        assert bad.returncode == 1
+        assert bad.stderr.startswith("thingbucket: ")
+        assert "not found" in bad.stderr.lower()
         assert _chunks(tmp_path) == (0, 0)
         done = cli("compact", "--data-dir", str(tmp_path), env=env)
         assert done.returncode == 0, done.stderr

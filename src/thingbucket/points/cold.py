@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from thingbucket.access.principal import SYSTEM
 from thingbucket.db.periodic import PeriodicTask
 from thingbucket.kit.time import TS_MIN_US, now_us
 from thingbucket.points import repository as repo
 from thingbucket.points.chunks import DAY, pack_before
+from thingbucket.properties import service as properties
 from thingbucket.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ async def run(
     settings = rt.settings.cold
     report = Report(before_us=pack_before(now_us() if now is None else now, settings.after_days))
     async with rt.db.session() as session:
+        if property_id is not None:  # an unknown id is an error, not a pass over nothing
+            await properties.ref_visible(session, SYSTEM, property_id)
         series = await repo.series_ids(session, "samples_num", property_id)
     for sid in series:
         start = TS_MIN_US
